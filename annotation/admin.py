@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils import timezone
 
 from annotation.models import (
     Annotation,
@@ -44,15 +45,27 @@ class RubricAdmin(admin.ModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "study", "is_gold", "position"]
-    list_filter = ["study", "is_gold"]
+    list_display = ["external_id", "study", "is_gold", "position", "routed_at"]
+    list_filter = ["study", "is_gold", ("routed_at", admin.EmptyFieldListFilter)]
     search_fields = ["external_id"]
     list_select_related = ["study"]
+    actions = ["route_to_experts", "return_to_annotators"]
+
+    @admin.action(description="Send to the expert queue (annotators no longer get them)")
+    def route_to_experts(self, request, queryset):
+        reason = f"sent by {request.user.get_username()}"
+        n = queryset.filter(routed_at=None).update(routed_at=timezone.now(), routed_reason=reason)
+        self.message_user(request, f"{n} items sent to the expert queue.")
+
+    @admin.action(description="Return to annotators")
+    def return_to_annotators(self, request, queryset):
+        n = queryset.exclude(routed_at=None).update(routed_at=None, routed_reason="")
+        self.message_user(request, f"{n} items returned to annotators.")
 
 
 @admin.register(Rater)
 class RaterAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "user"]
+    list_display = ["name", "kind", "family", "user"]
     list_filter = ["kind"]
     search_fields = ["name"]
 

@@ -37,7 +37,7 @@ def next_item(study, user):
 
     Partly labelled items come first, so that complete items accrue early; gold items are
     interleaved at the study's gold rate, and come alone while the annotator qualifies.
-    Paused annotators get nothing.
+    Items routed to the expert queue are not handed out. Paused annotators get nothing.
     """
     if study.status != Study.Status.OPEN or quality.is_paused(study, user):
         return None
@@ -96,7 +96,7 @@ def _reserve_one(study, user, now, *, gold):
 def _candidates(study, user, now, *, gold):
     """Items the user may take, fullest first; counts are rechecked under the item's lock."""
     items = (
-        Item.objects.filter(study=study, is_gold=gold)
+        Item.objects.filter(study=study, is_gold=gold, routed_at__isnull=True)
         .exclude(annotations__rater__user=user)
         .exclude(skips__user=user)
         .exclude(reservations__user=user)

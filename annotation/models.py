@@ -228,6 +228,10 @@ class Item(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     is_gold = models.BooleanField(default=False)
     gold_answers = models.JSONField(default=dict, blank=True)
+    routed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Sent to the expert queue: no longer handed out."
+    )
+    routed_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -297,6 +301,9 @@ class Rater(models.Model):
 
     kind = models.CharField(max_length=5, choices=Kind.choices)
     name = models.CharField(max_length=150)
+    family = models.CharField(
+        max_length=100, blank=True, help_text="An LLM's model family, for self-preference."
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -5,13 +5,15 @@ pure modules (`agreement`, `biases`, `rankings`, `metrics`) take, and assembles 
 answers into one JSON-ready dict. Reports are cached until the study's labels change.
 """
 
+import hashlib
+
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max
 
 from annotation.exports import label_rows
-from annotation.models import Annotation
+from annotation.models import Annotation, Rater
 from calibration import biases, plots, rankings
 from calibration.agreement import (
     HUMAN,
@@ -59,12 +61,22 @@ def study_items(study):
     )
 
 
+def rater_families(study):
+    """{rater name: model family} of the study's LLM raters that have one."""
+    raters = Rater.objects.filter(kind=Rater.Kind.LLM, annotations__item__study=study).exclude(
+        family=""
+    )
+    return dict(raters.values_list("name", "family").distinct())
+
+
 def fingerprint(study):
-    """Changes whenever a label of the study is added or replaced."""
+    """Changes whenever a label of the study is added or replaced, or a judge's family."""
     stats = Annotation.objects.of_study(study).aggregate(n=Count("id"), last=Max("id"))
     created = study.created_at.timestamp()
+    families = hashlib.sha256(repr(sorted(rater_families(study).items())).encode())
     return (
         f"{study.pk}:{created}:{study.rubric_id}:{stats['n']}:{stats['last']}:{study.items.count()}"
+        f":{families.hexdigest()[:16]}"
     )
 
 
@@ -74,8 +86,13 @@ def cached_report(study, *, bootstrap=1000, seed=0):
 
 
 def build_report(study, *, bootstrap=1000, seed=0, families=None):
-    """Compute the report and its plots, and cache both under the labels' fingerprint."""
+    """Compute the report and its plots, and cache both under the labels' fingerprint.
+
+    Judges' model families (for self-preference) come from their raters; `families` maps
+    rater names to families in addition or instead.
+    """
     key = _cache_key(study, bootstrap, seed)
+    families = {**rater_families(study), **(families or {})}
     report = report_for(
         study_labels(study),
         study_items(study),

@@ -45,6 +45,10 @@ class Judge(models.Model):
     def save(self, *args, **kwargs):
         if self.rater_id is None:
             self.rater, _ = Rater.objects.get_or_create(kind=Rater.Kind.LLM, name=self.name)
+        # Calibration reads the family from the rater (it does not import judging).
+        if self.rater.family != self.family:
+            self.rater.family = self.family
+            self.rater.save(update_fields=["family"])
         super().save(*args, **kwargs)
 
     def secret(self):

@@ -253,6 +253,10 @@ def test_add_judge_validates_the_base_url():
     )
     judge = Judge.objects.get(name="ok")
     assert (judge.api_key_env, judge.family, judge.rater.kind) == ("MY_KEY", "llama", "llm")
+    assert judge.rater.family == "llama"  # where calibration looks for it
+    judge.family = "gpt"
+    judge.save()
+    assert Judge.objects.get(name="ok").rater.family == "gpt"
 
 
 def test_run_judge_refuses_free_text_and_unknown_questions(study, stub):

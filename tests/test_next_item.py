@@ -226,6 +226,26 @@ def test_it_hands_out_fresh_items_in_import_order():
     assert handed_out(study, bob) == ["q1", "q2", "q3"]
 
 
+def test_it_does_not_hand_out_items_routed_to_the_expert_queue():
+    study = open_study()
+    _, routed, _ = add_items(study, 3)
+    routed.routed_at, routed.routed_reason = timezone.now(), "no majority"
+    routed.save()
+    bob = annotator("bob", study)
+
+    assert handed_out(study, bob) == ["q1", "q3"]
+
+
+def test_it_does_not_hand_out_gold_items_routed_to_the_expert_queue():
+    study = open_study(gold_rate=1.0)
+    (gold,) = add_items(study, 1, gold=True)
+    Item.objects.filter(pk=gold.pk).update(routed_at=timezone.now())
+    add_items(study, 1)
+    bob = annotator("bob", study)
+
+    assert handed_out(study, bob) == ["q2"]
+
+
 def test_it_finishes_the_fullest_partly_labelled_items_first():
     study = open_study(overlap=3)
     _, _, two_labels, one_label = add_items(study, 4)

@@ -12,8 +12,8 @@ from conftest import DEMO_DIR, REPO, make_study, make_user, subprocess_env
 from django.core.management import CommandError, call_command
 
 from annotation.imports import import_items, import_labels
-from annotation.models import StudyMembership
-from calibration.reports import cached_report
+from annotation.models import Rater, StudyMembership
+from calibration.reports import build_report, cached_report
 
 pytestmark = pytest.mark.django_db
 
@@ -299,6 +299,26 @@ def test_it_measures_self_preference_for_a_family_given(demo):
     assert preference["difference"] == pytest.approx(
         preference["judge_win_rate"] - preference["human_win_rate"]
     )
+
+
+def test_it_takes_a_judges_family_from_its_rater(demo):
+    Rater.objects.filter(name="gpt-3.5-turbo").update(family="llama")
+    stated = report_json("demo", "--bootstrap", "0", "--family", "gpt-3.5-turbo=llama")
+    known = build_report(demo, bootstrap=0)["report"]
+    assert (
+        known["questions"][0]["judges"][0]["self_preference"]
+        == (stated["questions"][0]["judges"][0]["self_preference"])
+    )
+    assert known["questions"][0]["judges"][0]["self_preference"]["family"] == "llama"
+
+
+def test_it_reports_again_when_a_judges_family_changes(demo):
+    before = build_report(demo, bootstrap=0)["report"]
+    assert before["questions"][0]["judges"][0]["self_preference"] is None
+    Rater.objects.filter(name="gpt-3.5-turbo").update(family="llama")
+    assert cached_report(demo, bootstrap=0) is None
+    after = build_report(demo, bootstrap=0)["report"]
+    assert after["questions"][0]["judges"][0]["self_preference"]["family"] == "llama"
 
 
 def test_it_refuses_a_family_without_a_judge(demo):
