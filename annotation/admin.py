@@ -76,3 +76,12 @@ class AnnotationAdmin(admin.ModelAdmin):
     list_filter = ["source", "is_current", "rater__kind"]
     list_select_related = ["item", "rater"]
     raw_id_fields = ["item", "rater", "rubric_version"]
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        Item.objects.filter(pk=obj.item_id).recount_labels()
+
+    def delete_queryset(self, request, queryset):
+        items = list(queryset.values_list("item_id", flat=True).distinct())
+        super().delete_queryset(request, queryset)
+        Item.objects.filter(pk__in=items).recount_labels()

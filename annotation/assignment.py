@@ -17,7 +17,8 @@ import time
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation import quality
@@ -94,7 +95,8 @@ def _reserve_one(study, user, now, *, gold):
 
 
 def _candidates(study, user, now, *, gold):
-    """Items the user may take, fullest first; counts are rechecked under the item's lock."""
+    """Items the user may take, fullest first, by the items' label counters; the exact
+    count is taken again under the item's lock."""
     items = (
         Item.objects.filter(study=study, is_gold=gold, routed_at__isnull=True)
         .exclude(annotations__rater__user=user)
@@ -103,22 +105,26 @@ def _candidates(study, user, now, *, gold):
     )
     if gold:
         return items.order_by("position")
+    held = (
+        Reservation.objects.filter(item=OuterRef("pk"), expires_at__gt=now)
+        .order_by()
+        .values("item")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return (
-        items.annotate(
-            labels=Count(
-                "annotations",
-                filter=Q(annotations__is_current=True, annotations__rater__kind=Rater.Kind.HUMAN),
-                distinct=True,
-            ),
-            held=Count("reservations", filter=Q(reservations__expires_at__gt=now), distinct=True),
-        )
-        .filter(labels__lt=study.overlap - F("held"))
-        .order_by("-labels", "position")
+        items.filter(human_labels__lt=study.overlap)
+        .annotate(held=Coalesce(Subquery(held), 0))
+        .filter(human_labels__lt=study.overlap - F("held"))
+        .order_by("-human_labels", "position")
     )
 
 
 def _taken(item, now):
+    """Labels plus live reservations of a locked item; its label counter is set right."""
     labels = item.annotations.current().filter(rater__kind=Rater.Kind.HUMAN).count()
+    if labels != item.human_labels:
+        Item.objects.filter(pk=item.pk).update(human_labels=labels)
     return labels + item.reservations.filter(expires_at__gt=now).count()
 
 
@@ -168,6 +174,8 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None):
                     active_seconds=active_seconds,
                     submission_id=submission_id,
                 )
+                if previous is None:
+                    Item.objects.filter(pk=item.pk).update(human_labels=F("human_labels") + 1)
         except IntegrityError:
             # The same submission arrived twice at once: the other request stored it.
             annotation = Annotation.objects.get(submission_id=submission_id)
@@ -210,6 +218,8 @@ def clean_answers(rubric, item, answers):
         missing = [c for c in cells if c not in cleaned]
         if missing:
             raise InvalidSubmission(f"{missing[0]}: an answer is required")
+    for cell, problem in rubric.strength_problems(cleaned, complete=True):
+        raise InvalidSubmission(f"{cell}: {problem}")
     return cleaned
 
 

@@ -17,7 +17,7 @@ from django.db.models.functions import Cast, Collate
 
 from annotation.imports import LABEL_COLUMNS
 from annotation.models import Annotation
-from annotation.rubrics import CELL_RE, render_value
+from annotation.rubrics import CELL_RE, STRENGTH_RE, render_value
 
 FORMATS = ("csv", "jsonl")
 CHUNK_SIZE = 5000
@@ -151,6 +151,12 @@ def _bytewise(field):
 
 
 def _cell_rank(cell, rank):
-    match = CELL_RE.match(cell)
-    key, index = (match["key"], int(match["index"])) if match else (cell, -1)
+    """Rubric order; checklist rows by index, a strength right after its pairwise answer."""
+    match, strength = CELL_RE.match(cell), STRENGTH_RE.match(cell)
+    if match:
+        key, index = match["key"], int(match["index"])
+    elif strength:
+        key, index = strength["key"], 0
+    else:
+        key, index = cell, -1
     return rank.get(key, len(rank)), key, index

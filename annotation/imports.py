@@ -287,6 +287,8 @@ def _clean_item(record, rubric):
             )
         except ValueError as e:
             raise FieldError("gold", f"{cell!r}: {e}") from None
+    for cell, problem in rubric.strength_problems(gold_answers):
+        raise FieldError("gold", f"{cell!r}: {problem}")
     return {
         "external_id": external_id,
         "prompt": prompt,
@@ -377,6 +379,11 @@ def import_labels(study, path, *, update=False):
             confidences[cell] = confidence
         if row.get("rationale"):
             rationales[cell] = row["rationale"]
+    if any(q.strength for q in rubric.questions):
+        # A strength row is checked against its label's pairwise row, which may come later.
+        for key, (_, answers, _, _) in groups.items():
+            for cell, problem in rubric.strength_problems(answers):
+                errors.add(cell_lines[key, cell], problem, "question")
     del cell_lines, items
     if not groups and not errors:
         errors.add(None, "holds no labels")
@@ -425,6 +432,7 @@ def import_labels(study, path, *, update=False):
             if len(batch) >= BATCH_SIZE:
                 _flush_create(Annotation, batch)
         _flush_create(Annotation, batch)
+        study.items.recount_labels()
         transaction.on_commit(lambda: announce_progress(study))
     return ImportResult(created=len(groups) - len(replaced), updated=len(replaced))
 
@@ -446,7 +454,7 @@ def _clean_label_row(row, items, rubric):
     if order not in ORDERS:
         raise FieldError("order", "expected 'AB', 'BA' or empty")
     try:
-        question, value = rubric.clean(
+        _, value = rubric.clean(
             row["question"], row["value"], item_checklist=checklist, response_keys=response_keys
         )
     except ValueError as e:
@@ -456,8 +464,9 @@ def _clean_label_row(row, items, rubric):
             else "value"
         )
         raise FieldError(field, str(e)) from None
-    if order and question.type != "pairwise":
-        raise FieldError("order", f"applies to pairwise questions only, not {question.key!r}")
+    if order and not rubric.has("pairwise"):
+        # Every question of a pair shown in an order carries that order (exports write it so).
+        raise FieldError("order", "applies only to rubrics with a pairwise question")
     confidence = None
     if row.get("confidence"):
         try:

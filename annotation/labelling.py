@@ -2,13 +2,14 @@
 
 The responses appear in the order the annotator was given (AB or BA); buttons name them by
 position ("Response 1"), while the values they send name the original responses, so that a
-label always means the same whatever the order shown.
+label always means the same whatever the order shown. A strength row follows a pairwise
+question that asks for one; it grades the response chosen, so it needs no such mapping.
 """
 
 import uuid
 
 from annotation.models import Annotation
-from annotation.rubrics import MULTI_SEPARATOR, TIE, UNABLE
+from annotation.rubrics import MULTI_SEPARATOR, STRENGTH_SUFFIX, TIE, UNABLE
 
 FIELD_PREFIX = "q:"
 
@@ -85,6 +86,8 @@ class LabellingPage:
             else:
                 options = []
             yield self._question(q, q.key, q.prompt, options)
+            if q.strength:
+                yield self._strength(q)
 
     def _question(self, q, cell, prompt, options):
         current = self.answers.get(cell)
@@ -113,13 +116,39 @@ class LabellingPage:
             "text": current if q.type == "text" and isinstance(current, str) else "",
         }
 
+    def _strength(self, q):
+        """The strength row of a pairwise question; the page's script shows it only while
+        the answer names a response."""
+        current = str(self.answers.get(q.strength_cell, ""))
+        return {
+            "cell": q.strength_cell,
+            "field": FIELD_PREFIX + q.strength_cell,
+            "type": "strength",
+            "prompt": "How much better is the response you chose?",
+            "required": q.required,
+            "multiple": False,
+            "choices": [
+                {"value": str(n), "label": label, "key": str(n), "checked": current == str(n)}
+                for n, label in enumerate(q.strength, 1)
+            ],
+            "text": "",
+            "strength_of": FIELD_PREFIX + q.key,
+        }
+
     @staticmethod
     def answers_from(post):
-        """The form's answers keyed by question cell, as the label CSV would write them."""
+        """The form's answers keyed by question cell, as the label CSV would write them.
+
+        A strength still checked after the answer changed to a tie is no answer: without
+        the page's script, which disables the row, a radio button cannot be unchecked.
+        """
         answers = {}
         for field in post:
             if field.startswith(FIELD_PREFIX):
                 values = [v for v in post.getlist(field) if v != ""]
                 if values:
                     answers[field.removeprefix(FIELD_PREFIX)] = MULTI_SEPARATOR.join(values)
+        for cell in [c for c in answers if c.endswith(STRENGTH_SUFFIX)]:
+            if answers.get(cell.removesuffix(STRENGTH_SUFFIX)) in (None, TIE, UNABLE):
+                del answers[cell]
         return answers

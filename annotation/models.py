@@ -1,10 +1,11 @@
+import itertools
 import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, transaction
-from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils.functional import cached_property
 
@@ -140,17 +141,34 @@ class Study(models.Model):
 
     def participant(self, worker_id):
         """The user behind a crowd worker id: made on the first visit, the same ever after."""
-        membership = self.memberships.filter(worker_id=worker_id).select_related("user").first()
-        if membership:
-            return membership.user
+        for _ in range(3):
+            membership = self.memberships.filter(worker_id=worker_id).select_related("user")
+            if membership := membership.first():
+                return membership.user
+            try:
+                with transaction.atomic():
+                    return self._new_participant(worker_id)
+            except IntegrityError:
+                continue  # the same worker's other request made them at this instant
+        raise IntegrityError(f"could not make a participant for worker {worker_id!r}")
+
+    def _new_participant(self, worker_id):
         User = get_user_model()
-        with transaction.atomic():
-            user = User(username=f"{worker_id}@{self.slug}")
-            user.set_unusable_password()
-            user.save()
-            StudyMembership.objects.create(
-                study=self, user=user, role=StudyMembership.Role.ANNOTATOR, worker_id=worker_id
-            )
+        # A user of that name may exist already (an earlier study of the same slug, staff).
+        base = username = f"{worker_id}@{self.slug}"
+        taken = set(
+            User.objects.filter(username__startswith=base).values_list("username", flat=True)
+        )
+        for n in itertools.count(2):
+            if username not in taken:
+                break
+            username = f"{base}~{n}"
+        user = User(username=username)
+        user.set_unusable_password()
+        user.save()
+        StudyMembership.objects.create(
+            study=self, user=user, role=StudyMembership.Role.ANNOTATOR, worker_id=worker_id
+        )
         return user
 
     def role_of(self, user):
@@ -215,6 +233,20 @@ class RubricVersion(models.Model):
         return parse_rubric(self.definition)
 
 
+class ItemQuerySet(models.QuerySet):
+    def recount_labels(self):
+        """Set `human_labels` of these items from their labels, after a change in bulk."""
+        labels = (
+            Annotation.objects.current()
+            .filter(item=OuterRef("pk"), rater__kind=Rater.Kind.HUMAN)
+            .order_by()
+            .values("item")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return self.update(human_labels=Coalesce(Subquery(labels), 0))
+
+
 class Item(models.Model):
     """One thing to label: a prompt with two or more model responses."""
 
@@ -232,7 +264,14 @@ class Item(models.Model):
         null=True, blank=True, help_text="Sent to the expert queue: no longer handed out."
     )
     routed_reason = models.CharField(max_length=200, blank=True)
+    human_labels = models.PositiveIntegerField(
+        default=0,
+        help_text="Current human labels, counted as they arrive so that choosing the next "
+        "item reads no label; the assignment engine recounts under the item's lock.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ItemQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -242,7 +281,10 @@ class Item(models.Model):
         ]
         indexes = [
             models.Index(fields=["study", "position"]),
-            models.Index(fields=["study", "is_gold"]),
+            # the next-item query: fullest first, then import order
+            models.Index(
+                fields=["study", "is_gold", "-human_labels", "position"], name="next_item_order"
+            ),
         ]
 
     def __str__(self):

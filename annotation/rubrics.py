@@ -4,7 +4,9 @@ Plain Python, no Django: importers, the labelling UI and the judges all ask this
 whether a value is valid, so the value vocabulary of the label CSV lives in one place:
 pairwise `A`/`B`/`tie`, Likert `1`..`N`, checklist and binary `yes`/`no` (checklist also
 `na`), a category (several joined with `;`), free text, and `unable` where a question allows
-"unable to assess".
+"unable to assess". A pairwise question with a strength scale has a second cell, `key.strength`
+(`1`..`n`, how much better the chosen response is), which goes only with an answer naming a
+response.
 """
 
 import re
@@ -16,10 +18,14 @@ TIE = "tie"
 MULTI_SEPARATOR = ";"
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 CELL_RE = re.compile(r"^(?P<key>[a-z][a-z0-9_]*)\[(?P<index>\d+)\]$")
+STRENGTH_SUFFIX = ".strength"
+STRENGTH_RE = re.compile(r"^(?P<key>[a-z][a-z0-9_]*)\.strength$")
+DEFAULT_STRENGTH = ("slightly better", "clearly better", "much better")
+STRENGTH_ANCHORS = (2, 7)  # fewest and most anchor labels of a strength scale
 
 _COMMON_FIELDS = {"key", "type", "prompt", "required", "allow_unable"}
 _TYPE_FIELDS = {
-    "pairwise": {"allow_tie"},
+    "pairwise": {"allow_tie", "strength"},
     "likert": {"scale", "labels"},
     "checklist": {"items"},
     "binary": {"needs_reference"},
@@ -40,6 +46,7 @@ class Question:
     required: bool = True
     allow_unable: bool = False
     allow_tie: bool = True
+    strength: tuple = ()  # anchor labels, weakest first; empty when no strength is asked
     scale: int = 0
     labels: dict = field(default_factory=dict)
     items: tuple | str = ()
@@ -50,6 +57,11 @@ class Question:
     @property
     def per_item(self):
         return self.type == "checklist" and self.items == "per_item"
+
+    @property
+    def strength_cell(self):
+        """The label CSV cell of this question's strength, or None when it asks for none."""
+        return self.key + STRENGTH_SUFFIX if self.strength else None
 
     def checklist_for(self, item_checklist):
         """The checklist questions this item is asked: the rubric's own, or the item's."""
@@ -83,6 +95,15 @@ class Question:
         if self.type == "categorical":
             return self._clean_category(value)
         return value  # text
+
+    def clean_strength(self, value):
+        """The stored strength (1..n) of a preference, or raise ValueError."""
+        n = len(self.strength)
+        if value not in [str(s) for s in range(1, n + 1)]:
+            raise ValueError(
+                f"expected an integer 1..{n} (1 {self.strength[0]!r} to {n} {self.strength[-1]!r})"
+            )
+        return int(value)
 
     def _clean_category(self, value):
         chosen = value.split(MULTI_SEPARATOR) if self.multiple else [value]
@@ -125,7 +146,11 @@ class Rubric:
 
     def cells(self, item_checklist=(), keys=None):
         """The label CSV question cells of one item in rubric order (checklists as key[i]),
-        of every question or of those in `keys`."""
+        of every question or of those in `keys`.
+
+        Strength cells (`key.strength`) are not among them: they are asked of people only,
+        after an answer naming a response, so judges, which ask these cells, never see them.
+        """
         for q in self.questions:
             if keys is not None and q.key not in keys:
                 continue
@@ -136,12 +161,24 @@ class Rubric:
                 yield q.key
 
     def clean(self, cell, value, *, item_checklist=(), response_keys=("A", "B")):
-        """Validate one label CSV (question, value) pair against this rubric for one item."""
+        """Validate one label CSV (question, value) pair against this rubric for one item.
+
+        Returns (question, stored value); a `key.strength` cell returns its pairwise question.
+        Whether a strength fits the label's pairwise answer is `strength_problems`' to say.
+        """
         match = CELL_RE.match(cell)
-        key = match["key"] if match else cell
+        strength = STRENGTH_RE.match(cell)
+        key = (match or strength)["key"] if match or strength else cell
         q = self.question(key)
         if q is None:
             raise ValueError(f"unknown question {cell!r}; the rubric has {_or(self.keys)}")
+        if strength:
+            if not q.strength:
+                raise ValueError(
+                    f"question {key!r} has no strength scale in this rubric; "
+                    f"write its answer as {key!r}"
+                )
+            return q, q.clean_strength(value)
         if q.type == "checklist":
             n = len(q.checklist_for(item_checklist))
             if not match or int(match["index"]) >= n:
@@ -149,6 +186,25 @@ class Rubric:
         elif match:
             raise ValueError(f"question {key!r} is not a checklist; write it as {key!r}")
         return q, q.clean(value, response_keys)
+
+    def strength_problems(self, answers, *, complete=False):
+        """(cell, message) for each strength cell out of place in one label's answers.
+
+        A strength says how much better the chosen response is, so it goes with a pairwise
+        answer naming a response, never with a tie, `unable` or no answer. With `complete`
+        (an annotator's whole submission), a required question answered with a response
+        needs its strength too. `answers` are stored values keyed by cell.
+        """
+        for q in self.questions:
+            if not q.strength:
+                continue
+            cell, answer = q.strength_cell, answers.get(q.key)
+            prefers = answer not in (None, TIE, UNABLE)
+            if cell in answers and not prefers:
+                found = f"{q.key!r} is {answer!r}" if answer else f"{q.key!r} has no answer"
+                yield cell, f"a strength goes only with an answer naming a response; {found}"
+            elif complete and prefers and q.required and cell not in answers:
+                yield cell, "an answer is required"
 
     def to_json(self):
         questions = []
@@ -162,6 +218,8 @@ class Rubric:
                 out["allow_unable"] = True
             if q.type == "pairwise":
                 out["allow_tie"] = q.allow_tie
+                if q.strength:
+                    out["strength"] = list(q.strength)
             elif q.type == "likert":
                 out["scale"] = q.scale
                 if q.labels:
@@ -226,6 +284,7 @@ def _parse_question(q, where):
         kwargs[flag] = _typed(q, flag, bool, default, where)
     if qtype == "pairwise":
         kwargs["allow_tie"] = _typed(q, "allow_tie", bool, True, where)
+        kwargs["strength"] = _strength(q.get("strength", False), where)
     elif qtype == "likert":
         scale = q.get("scale")
         if type(scale) is not int or not 2 <= scale <= 100:
@@ -266,6 +325,26 @@ def _parse_question(q, where):
         kwargs["choices"] = tuple(choices)
         kwargs["multiple"] = _typed(q, "multiple", bool, False, where)
     return Question(**kwargs)
+
+
+def _strength(value, where):
+    """Anchor labels of a pairwise strength scale: `true` for the default ones, or a list."""
+    if value is True:
+        return DEFAULT_STRENGTH
+    if value is False:
+        return ()
+    fewest, most = STRENGTH_ANCHORS
+    if (
+        not isinstance(value, list)
+        or not fewest <= len(value) <= most
+        or not all(isinstance(s, str) and s.strip() for s in value)
+        or len(set(value)) != len(value)
+    ):
+        raise RubricError(
+            f"{where}.strength: must be true or a list of {fewest} to {most} distinct "
+            "anchor labels, weakest first"
+        )
+    return tuple(value)
 
 
 def _typed(q, name, kind, default, where):

@@ -211,6 +211,72 @@ def test_it_exports_only_current_labels(study, write, tmp_path):
     assert exported == HEADER + "q2,bob,human,pref,B,,,\r\n"
 
 
+STRENGTH_RUBRIC = {
+    "name": "Preference with strength",
+    "questions": [
+        {"key": "overall", "type": "pairwise", "strength": ["a bit", "clearly", "far"]},
+        {"key": "style", "type": "pairwise", "strength": True, "required": False},
+        {"key": "quality", "type": "likert", "scale": 5},
+    ],
+}
+STRENGTH_ITEMS = [
+    {
+        "external_id": "q1",
+        "prompt": "Say hi",
+        "responses": [{"key": "A", "text": "hi"}, {"key": "B", "text": "hello"}],
+        "gold": {"overall": "B", "overall.strength": "2"},
+    }
+]
+
+
+def test_it_writes_a_strength_right_after_its_pairwise_answer_and_reads_it_back(write, tmp_path):
+    study = make_study("strength", rubric=STRENGTH_RUBRIC)
+    import_items(study, write("items.jsonl", jsonl(STRENGTH_ITEMS)))
+    import_labels(
+        study,
+        write(
+            "labels.csv",
+            HEADER
+            + "q1,bob,human,quality,4,,,\r\n"
+            + "q1,bob,human,style.strength,1,,,\r\n"
+            + "q1,bob,human,overall.strength,3,,,\r\n"
+            + "q1,bob,human,style,A,,,\r\n"
+            + "q1,bob,human,overall,B,,,\r\n"
+            + "q1,dora,human,overall,tie,BA,,\r\n"
+            + "q1,eve,human,overall.strength,1,AB,,\r\n"
+            + "q1,eve,human,overall,A,AB,,\r\n"
+            + "q1,judge,llm,overall,A,AB,0.9,\r\n",
+        ),
+    )
+
+    labels_1 = export_bytes("strength", tmp_path, "csv", "labels-1.csv")
+    items_1 = export_bytes("strength", tmp_path, "jsonl", "items-1.jsonl")
+
+    assert labels_1.decode() == (
+        HEADER
+        + "q1,bob,human,overall,B,,,\r\n"
+        + "q1,bob,human,overall.strength,3,,,\r\n"
+        + "q1,bob,human,style,A,,,\r\n"
+        + "q1,bob,human,style.strength,1,,,\r\n"
+        + "q1,bob,human,quality,4,,,\r\n"
+        + "q1,dora,human,overall,tie,BA,,\r\n"
+        + "q1,eve,human,overall,A,AB,,\r\n"
+        + "q1,eve,human,overall.strength,1,AB,,\r\n"
+        + "q1,judge,llm,overall,A,AB,0.9,\r\n"
+    )
+    assert [json.loads(line) for line in items_1.decode().splitlines()] == STRENGTH_ITEMS
+
+    copy = make_study("copy", rubric=STRENGTH_RUBRIC)
+    call_command("import_items", "copy", str(tmp_path / "items-1.jsonl"), stdout=io.StringIO())
+    call_command("import_labels", "copy", str(tmp_path / "labels-1.csv"), stdout=io.StringIO())
+
+    assert export_bytes("copy", tmp_path, "csv", "labels-2.csv") == labels_1
+    assert export_bytes("copy", tmp_path, "jsonl", "items-2.jsonl") == items_1
+    eve = Annotation.objects.of_study(copy).get(rater__name="eve")
+    assert eve.answers == {"overall": "A", "overall.strength": 1}
+    assert copy.items.get().gold_answers == {"overall": "B", "overall.strength": 2}
+
+
 def test_it_exports_an_empty_study_as_a_header_and_an_empty_file(study, tmp_path):
     assert export_bytes("s1", tmp_path, "csv", "labels.csv") == HEADER.encode()
     assert export_bytes("s1", tmp_path, "jsonl", "items.jsonl") == b""

@@ -9,16 +9,18 @@ from conftest import make_study, make_user
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
+from annotation.exports import write_labels_csv
 from annotation.imports import LABEL_COLUMNS, ImportFailed, import_items, import_labels
 from annotation.models import Annotation, Rater, StudyMembership
 
 pytestmark = pytest.mark.django_db
 
+LIKERT = {"key": "quality", "type": "likert", "scale": 5}
 RUBRIC = {
     "name": "Rich",
     "questions": [
         {"key": "pref", "type": "pairwise", "allow_tie": True},
-        {"key": "quality", "type": "likert", "scale": 5},
+        LIKERT,
         {"key": "check", "type": "checklist", "items": ["Polite?", "Short?"]},
         {"key": "tick", "type": "checklist", "items": "per_item"},
         {"key": "correct", "type": "binary", "allow_unable": True},
@@ -153,6 +155,46 @@ def test_it_imports_one_label_per_item_rater_and_order(rich, write):
     assert current(rich, "q1", "gpt-4o", "BA").answers == {"pref": "B"}
     assert current(rich, "q1", "gpt-4o", "BA").confidences == {"pref": 0.6}
     assert current(rich, "q2", "bob").answers == {"pref": "tie"}
+
+
+def test_it_counts_each_items_human_labels_for_the_assignment_engine(rich, write):
+    rows = [("q1", "bob", "human", "pref", "B"), ("q1", "gpt-4o", "llm", "pref", "A", "AB")]
+    import_labels(rich, write("labels.csv", labels(*rows, ("q2", "dora", "human", "pref", "A"))))
+    import_labels(rich, write("more.csv", labels(("q1", "bob", "human", "pref", "A"))), update=True)
+    import_labels(rich, write("new.csv", labels(("q1", "eve", "human", "pref", "A"))))
+
+    counts = dict(rich.items.values_list("external_id", "human_labels"))
+    assert (counts["q1"], counts["q2"]) == (2, 1)  # judges and replaced labels not counted
+
+
+def test_a_label_shown_in_an_order_comes_back_from_its_own_export(rich, write):
+    shown_ba = [
+        ("q1", "bob", "human", "pref", "A", "BA"),
+        ("q1", "bob", "human", "quality", "4", "BA"),
+        ("q1", "bob", "human", "correct", "yes", "BA"),
+    ]
+    import_labels(rich, write("labels.csv", labels(*shown_ba)))
+    exported = io.StringIO()
+    write_labels_csv(rich, exported)
+    other = make_study("other", rubric=RUBRIC)
+    import_items(other, write("items.jsonl", "".join(json.dumps(i) + "\n" for i in ITEMS)))
+
+    import_labels(other, write("exported.csv", exported.getvalue()))
+
+    label = current(other, "q1", "bob", "BA")
+    assert label.answers == {"pref": "A", "quality": 4, "correct": "yes"}
+
+
+def test_it_refuses_an_order_where_the_rubric_compares_no_pair(write):
+    study = make_study("scores", rubric={"name": "s", "questions": [LIKERT]})
+    import_items(study, write("items.jsonl", json.dumps(ITEMS[0]) + "\n"))
+    with pytest.raises(ImportFailed) as failed:
+        import_labels(
+            study, write("labels.csv", labels(("q1", "bob", "human", "quality", "3", "BA")))
+        )
+    assert str(failed.value).endswith(
+        'labels.csv:2: "order" applies only to rubrics with a pairwise question'
+    )
 
 
 def test_it_makes_human_raters_login_less_annotators(rich, write):
@@ -331,6 +373,11 @@ def test_it_replaces_a_label_on_update_and_keeps_the_old_one_as_history(labelled
             ("q1", "bob", "human", "quality[0]", "3"),
             "\"question\" question 'quality' is not a checklist; write it as 'quality'",
         ),
+        (
+            ("q1", "bob", "human", "pref.strength", "2"),
+            "\"question\" question 'pref' has no strength scale in this rubric; "
+            "write its answer as 'pref'",
+        ),
         (("q1", "bob", "human", "pref", "C"), "\"value\" expected one of 'A', 'B' or 'tie'"),
         (("q1", "bob", "human", "pref", "unable"), "\"value\" expected one of 'A', 'B' or 'tie'"),
         (("q1", "bob", "human", "quality", "6"), '"value" expected an integer 1..5'),
@@ -349,10 +396,6 @@ def test_it_replaces_a_label_on_update_and_keeps_the_old_one_as_history(labelled
         (("q1", "bob", "Human", "pref", "A"), "\"kind\" expected 'human' or 'llm'"),
         (("q1", "bob", "human", "pref", "A", "ab"), "\"order\" expected 'AB', 'BA' or empty"),
         (("q1", "bob", "human", "pref", "A", "AB "), "\"order\" expected 'AB', 'BA' or empty"),
-        (
-            ("q1", "bob", "human", "quality", "3", "BA"),
-            "\"order\" applies to pairwise questions only, not 'quality'",
-        ),
         (("q1", "", "human", "pref", "A"), '"rater" must be a name of 1 to 150 characters'),
         (("q1", "j" * 151, "llm", "pref", "A"), '"rater" must be a name of 1 to 150 characters'),
         (
@@ -572,6 +615,112 @@ def test_it_refuses_a_nul_character_with_a_file_line_error(rich, write):
 
     assert errors[0].startswith(f"{path}:2: ")
     assert snapshot(rich) == before
+
+
+# Strength of a preference: a cell of its own, beside its pairwise answer ------------------
+
+STRENGTH_RUBRIC = {
+    "name": "Preference with strength",
+    "questions": [
+        {"key": "overall", "type": "pairwise", "strength": ["a bit", "clearly", "far"]},
+        {"key": "quality", "type": "likert", "scale": 5},
+    ],
+}
+
+
+@pytest.fixture
+def preferring(db, write):
+    study = make_study("preferring", rubric=STRENGTH_RUBRIC)
+    import_items(study, write("items.jsonl", "".join(json.dumps(i) + "\n" for i in ITEMS)))
+    return study
+
+
+def test_it_imports_a_strength_with_its_pairwise_answer_in_any_row_order(preferring, write):
+    path = write(
+        "labels.csv",
+        labels(
+            ("q1", "bob", "human", "overall.strength", "3", "BA"),
+            ("q1", "bob", "human", "quality", "4"),
+            ("q1", "bob", "human", "overall", "B", "BA", "", "B is kinder"),
+            ("q2", "bob", "human", "overall", "A"),
+            ("q2", "gpt-4o", "llm", "overall", "tie", "AB"),
+        ),
+    )
+
+    import_labels(preferring, path)
+
+    assert current(preferring, "q1", "bob", "BA").answers == {"overall": "B", "overall.strength": 3}
+    assert current(preferring, "q1", "bob", "BA").rationales == {"overall": "B is kinder"}
+    assert current(preferring, "q1", "bob").answers == {"quality": 4}
+    # Imports require no question, the strength included: a label file may hold a part.
+    assert current(preferring, "q2", "bob").answers == {"overall": "A"}
+    assert current(preferring, "q2", "gpt-4o", "AB").answers == {"overall": "tie"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "strength", "message"),
+    [
+        (
+            ("q1", "bob", "human", "overall", "tie"),
+            ("q1", "bob", "human", "overall.strength", "1"),
+            "a strength goes only with an answer naming a response; 'overall' is 'tie'",
+        ),
+        (
+            # A label is one rater's answers to an item in one order: AB here, none there.
+            ("q1", "bob", "human", "overall", "A", "AB"),
+            ("q1", "bob", "human", "overall.strength", "1"),
+            "a strength goes only with an answer naming a response; 'overall' has no answer",
+        ),
+        (
+            ("q2", "bob", "human", "overall", "B"),
+            ("q1", "bob", "human", "overall.strength", "1"),
+            "a strength goes only with an answer naming a response; 'overall' has no answer",
+        ),
+    ],
+)
+def test_it_refuses_a_strength_without_an_answer_naming_a_response(
+    preferring, write, answer, strength, message
+):
+    path = write("labels.csv", labels(strength, answer))
+
+    errors = assert_refused(preferring, path, f'{path}:2: "question" {message}')
+
+    assert errors == [f'{path}:2: "question" {message}']
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            ("q1", "bob", "human", "overall.strength", "4"),
+            "expected an integer 1..3 (1 'a bit' to 3 'far')",
+        ),
+        (
+            ("q1", "bob", "human", "overall.strength", "unable"),
+            "expected an integer 1..3 (1 'a bit' to 3 'far')",
+        ),
+    ],
+)
+def test_it_refuses_a_strength_outside_the_scale(preferring, write, row, message):
+    path = write("labels.csv", labels(("q1", "bob", "human", "overall", "A"), row))
+
+    assert_refused(preferring, path, f'{path}:3: "value" {message}')
+
+
+def test_it_refuses_a_strength_for_a_question_without_a_strength_scale(preferring, write):
+    path = write(
+        "labels.csv",
+        labels(
+            ("q1", "bob", "human", "quality", "4"), ("q1", "bob", "human", "quality.strength", "1")
+        ),
+    )
+
+    assert_refused(
+        preferring,
+        path,
+        f"{path}:3: \"question\" question 'quality' has no strength scale in this rubric; "
+        "write its answer as 'quality'",
+    )
 
 
 # Through the command ----------------------------------------------------------------------

@@ -56,7 +56,7 @@ def answer_next(study, user, answers=None):
 
 def imported_label(item, user, *, is_current=True):
     """A human label that arrived by import, not through the labelling page."""
-    return Annotation.objects.create(
+    label = Annotation.objects.create(
         item=item,
         rater=rater_for(user),
         rubric_version=item.study.rubric_version,
@@ -64,6 +64,8 @@ def imported_label(item, user, *, is_current=True):
         source=Annotation.Source.IMPORT,
         is_current=is_current,
     )
+    Item.objects.filter(pk=item.pk).recount_labels()  # as the label importer does
+    return label
 
 
 def handed_out(study, user):
@@ -216,6 +218,34 @@ def test_it_does_not_count_the_history_of_revised_labels_toward_the_overlap():
 
     assert next_item(study, bob).item == item
     assert next_item(study, carol) is None
+
+
+def label_counts(study):
+    return dict(study.items.values_list("external_id", "human_labels"))
+
+
+def test_it_counts_each_items_current_human_labels_as_they_arrive():
+    study = open_study(overlap=3)
+    add_items(study, 2)
+    bob = annotator("bob", study)
+    reservation = next_item(study, bob)
+    sent = uuid.uuid4()
+    submit(study, bob, reservation.item, {"pref": "A"}, submission_id=sent)
+    submit(study, bob, reservation.item, {"pref": "A"}, submission_id=sent)  # a retry
+    submit(study, bob, reservation.item, {"pref": "B"}, submission_id=uuid.uuid4())  # revised
+
+    assert label_counts(study) == {"q1": 1, "q2": 0}
+
+
+def test_it_corrects_a_label_counter_that_fell_behind_under_the_items_lock():
+    study = open_study(overlap=1)
+    (item,) = add_items(study, 1)
+    dave = annotator("dave", study)
+    imported_label(item, dave)
+    Item.objects.filter(pk=item.pk).update(human_labels=0)  # e.g. a label written by hand
+
+    assert next_item(study, annotator("bob", study)) is None
+    assert label_counts(study) == {"q1": 1}
 
 
 def test_it_hands_out_fresh_items_in_import_order():

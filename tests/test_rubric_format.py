@@ -167,6 +167,14 @@ def test_it_refuses_a_rubric_without_a_name_and_questions(data, message):
         ({"key": "q", "type": "text", "colour": "red"}, "questions[0].colour"),
         ({"key": "q", "type": "pairwise", "scale": 5}, "questions[0].scale"),
         ({"key": "q", "type": "pairwise", "allow_tie": "no"}, "questions[0].allow_tie"),
+        ({"key": "q", "type": "pairwise", "strength": "yes"}, "questions[0].strength"),
+        ({"key": "q", "type": "pairwise", "strength": 3}, "questions[0].strength"),
+        ({"key": "q", "type": "pairwise", "strength": ["better"]}, "questions[0].strength"),
+        ({"key": "q", "type": "pairwise", "strength": list("abcdefgh")}, "questions[0].strength"),
+        ({"key": "q", "type": "pairwise", "strength": ["a", "a"]}, "questions[0].strength"),
+        ({"key": "q", "type": "pairwise", "strength": ["a", " "]}, "questions[0].strength"),
+        ({"key": "q", "type": "pairwise", "strength": ["a", 2]}, "questions[0].strength"),
+        ({"key": "q", "type": "likert", "scale": 5, "strength": True}, "questions[0].strength"),
         ({"key": "q", "type": "likert"}, "questions[0].scale"),
         ({"key": "q", "type": "likert", "scale": 1}, "questions[0].scale"),
         ({"key": "q", "type": "likert", "scale": 101}, "questions[0].scale"),
@@ -413,3 +421,131 @@ def test_it_renders_a_stored_value_back_to_its_label_csv_form(cell, value):
 
 def test_it_renders_multiple_choices_canonically_whatever_order_they_came_in():
     assert render_value(clean("codes", "z;y")) == "y;z"
+
+
+# Strength of a preference ----------------------------------------------------------------
+
+STRENGTH = {
+    "name": "Preference with strength",
+    "questions": [
+        {"key": "overall", "type": "pairwise", "strength": ["a bit", "clearly", "far"]},
+        {"key": "style", "type": "pairwise", "strength": True, "required": False},
+        {"key": "plain", "type": "pairwise", "allow_unable": True},
+        {"key": "quality", "type": "likert", "scale": 5},
+    ],
+}
+
+
+def strength_rubric():
+    return parse_rubric(copy.deepcopy(STRENGTH))
+
+
+def test_it_reads_a_strength_scale_of_anchor_labels_weakest_first():
+    r = strength_rubric()
+
+    assert r.question("overall").strength == ("a bit", "clearly", "far")
+    assert r.question("overall").strength_cell == "overall.strength"
+    assert r.question("style").strength == ("slightly better", "clearly better", "much better")
+    assert r.question("plain").strength == ()
+    assert r.question("plain").strength_cell is None
+
+
+@pytest.mark.parametrize("anchors", [["worse", "better"], list("abcdefg")])
+def test_it_accepts_two_to_seven_anchor_labels(anchors):
+    q = parse_rubric(with_question(key="q", type="pairwise", strength=anchors)).question("q")
+
+    assert q.strength == tuple(anchors)
+
+
+def test_it_treats_a_false_strength_as_none_and_writes_none_back():
+    r = parse_rubric(with_question(key="q", type="pairwise", strength=False))
+
+    assert r.question("q").strength == ()
+    assert r.to_json()["questions"][0] == {"key": "q", "type": "pairwise", "allow_tie": True}
+
+
+def test_it_says_what_a_strength_must_be():
+    assert refused(with_question(key="q", type="pairwise", strength=["better"])) == (
+        "questions[0].strength: must be true or a list of 2 to 7 distinct anchor labels, "
+        "weakest first"
+    )
+
+
+def test_it_writes_the_strength_scale_back_to_json():
+    r = strength_rubric()
+
+    assert r.to_json()["questions"][1]["strength"] == [
+        "slightly better",
+        "clearly better",
+        "much better",
+    ]
+    assert parse_rubric(r.to_json()) == r
+
+
+def test_it_never_lists_strength_cells_among_the_cells_judges_are_asked():
+    assert list(strength_rubric().cells()) == ["overall", "style", "plain", "quality"]
+
+
+def test_it_stores_a_strength_as_an_integer_from_1_to_the_number_of_anchors():
+    r = strength_rubric()
+
+    assert [r.clean("overall.strength", v)[1] for v in ("1", "2", "3")] == [1, 2, 3]
+    question, _ = r.clean("overall.strength", "2")
+    assert question.key == "overall"
+    assert render_value(r.clean("style.strength", "3")[1]) == "3"
+
+
+@pytest.mark.parametrize("value", ["0", "4", "", "2.0", "02", "unable", "clearly", "A"])
+def test_it_refuses_a_strength_outside_the_scale_naming_the_anchors(value):
+    with pytest.raises(ValueError) as excinfo:
+        strength_rubric().clean("overall.strength", value)
+
+    assert str(excinfo.value) == "expected an integer 1..3 (1 'a bit' to 3 'far')"
+
+
+@pytest.mark.parametrize("key", ["plain", "quality"])
+def test_it_refuses_a_strength_cell_for_a_question_without_a_strength_scale(key):
+    with pytest.raises(ValueError) as excinfo:
+        strength_rubric().clean(f"{key}.strength", "1")
+
+    assert str(excinfo.value) == (
+        f"question {key!r} has no strength scale in this rubric; write its answer as {key!r}"
+    )
+
+
+@pytest.mark.parametrize("cell", ["nope.strength", "overall.Strength", "overall.strength[0]"])
+def test_it_refuses_a_malformed_or_unknown_strength_cell_as_an_unknown_question(cell):
+    with pytest.raises(ValueError, match=r"^unknown question"):
+        strength_rubric().clean(cell, "1")
+
+
+def problems(answers, **kwargs):
+    return list(strength_rubric().strength_problems(answers, **kwargs))
+
+
+def test_it_accepts_a_strength_with_an_answer_naming_a_response():
+    assert problems({"overall": "B", "overall.strength": 2}, complete=True) == []
+    assert problems({"overall": "second", "overall.strength": 1}) == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "found"),
+    [
+        ({"overall": "tie", "overall.strength": 1}, "'overall' is 'tie'"),
+        ({"overall": "unable", "overall.strength": 1}, "'overall' is 'unable'"),
+        ({"overall.strength": 1}, "'overall' has no answer"),
+    ],
+)
+def test_it_refuses_a_strength_without_an_answer_naming_a_response(answers, found):
+    assert problems(answers) == [
+        ("overall.strength", f"a strength goes only with an answer naming a response; {found}")
+    ]
+
+
+def test_it_requires_the_strength_of_a_required_preference_only_in_a_complete_label():
+    assert problems({"overall": "A"}, complete=True) == [
+        ("overall.strength", "an answer is required")
+    ]
+    assert problems({"overall": "A"}) == []
+    assert problems({"overall": "tie"}, complete=True) == []
+    assert problems({"overall": "A", "overall.strength": 1, "style": "B"}, complete=True) == []

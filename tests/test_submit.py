@@ -31,6 +31,14 @@ UNABLE_RUBRIC = {
     ],
 }
 
+STRENGTH_RUBRIC = {
+    "name": "Preference with strength",
+    "questions": [
+        {"key": "overall", "type": "pairwise", "strength": True, "allow_unable": True},
+        {"key": "style", "type": "pairwise", "strength": ["a bit", "far"], "required": False},
+    ],
+}
+
 
 def open_study(slug="s1", **fields):
     return make_study(slug, status=Study.Status.OPEN, **fields)
@@ -207,6 +215,106 @@ def test_it_accepts_unable_to_assess_only_where_the_question_allows_it():
 
     annotation.refresh_from_db()
     assert annotation.answers == {"pref": "unable", "fluent": "yes"}
+
+
+def reserved_for_bob(rubric):
+    study = open_study(rubric=rubric)
+    (item,) = add_items(study, 1)
+    bob = annotator("bob", study)
+    next_item(study, bob)
+    return study, bob, item
+
+
+def test_it_stores_the_strength_of_a_preference_as_its_own_cell():
+    study, bob, item = reserved_for_bob(STRENGTH_RUBRIC)
+
+    annotation = submit(
+        study,
+        bob,
+        item,
+        {"overall": "B", "overall.strength": "2", "style": "A", "style.strength": "1"},
+        submission_id=uuid.uuid4(),
+    )
+
+    annotation.refresh_from_db()
+    assert annotation.answers == {
+        "overall": "B",
+        "overall.strength": 2,
+        "style": "A",
+        "style.strength": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "answers, stored",
+    [
+        ({"overall": "tie"}, {"overall": "tie"}),
+        ({"overall": "unable"}, {"overall": "unable"}),
+        (  # style is optional, its strength too
+            {"overall": "A", "overall.strength": "3", "style": "B"},
+            {"overall": "A", "overall.strength": 3, "style": "B"},
+        ),
+        (
+            {"overall": "A", "overall.strength": "1", "style": "tie", "style.strength": ""},
+            {"overall": "A", "overall.strength": 1, "style": "tie"},
+        ),
+    ],
+)
+def test_it_asks_no_strength_of_a_tie_or_an_optional_question(answers, stored):
+    study, bob, item = reserved_for_bob(STRENGTH_RUBRIC)
+
+    annotation = submit(study, bob, item, answers, submission_id=uuid.uuid4())
+
+    annotation.refresh_from_db()
+    assert annotation.answers == stored
+
+
+@pytest.mark.parametrize(
+    "answers, error",
+    [
+        ({"overall": "A"}, "overall.strength: an answer is required"),
+        ({"overall": "B", "overall.strength": ""}, "overall.strength: an answer is required"),
+        (
+            {"overall": "tie", "overall.strength": "2"},
+            "overall.strength: a strength goes only with an answer naming a response; "
+            "'overall' is 'tie'",
+        ),
+        (
+            {"overall": "unable", "overall.strength": "2"},
+            "overall.strength: a strength goes only with an answer naming a response; "
+            "'overall' is 'unable'",
+        ),
+        (
+            {"overall": "A", "overall.strength": "1", "style.strength": "1"},
+            "style.strength: a strength goes only with an answer naming a response; "
+            "'style' has no answer",
+        ),
+        (
+            {"overall": "A", "overall.strength": "4"},
+            "overall.strength: expected an integer 1..3 (1 'slightly better' to 3 'much better')",
+        ),
+    ],
+)
+def test_it_refuses_a_missing_or_misplaced_strength(answers, error):
+    study, bob, item = reserved_for_bob(STRENGTH_RUBRIC)
+
+    with pytest.raises(InvalidSubmission) as excinfo:
+        submit(study, bob, item, answers, submission_id=uuid.uuid4())
+
+    assert str(excinfo.value) == error
+    assert not Annotation.objects.exists()
+
+
+def test_it_refuses_a_strength_where_the_rubric_asks_for_none():
+    study, bob, item = reserved_for_bob(PAIRWISE_RUBRIC)
+
+    with pytest.raises(InvalidSubmission) as excinfo:
+        submit(study, bob, item, {"pref": "A", "pref.strength": "1"}, submission_id=uuid.uuid4())
+
+    assert str(excinfo.value) == (
+        "pref.strength: question 'pref' has no strength scale in this rubric; "
+        "write its answer as 'pref'"
+    )
 
 
 def test_it_records_the_time_from_reservation_to_submission_and_the_active_time():

@@ -20,11 +20,32 @@
     q.scrollIntoView({ block: "nearest" });
   }
 
+  // The next or previous question shown (hidden strength rows are passed over); false at an end.
+  function move(step) {
+    let i = active + step;
+    while (questions[i] && questions[i].hidden) i += step;
+    if (!questions[i]) return false;
+    activate(i);
+    return true;
+  }
+
   function firstUnanswered() {
     const i = questions.findIndex(
-      (q) => q.dataset.type !== "text" && !q.querySelector("input:checked"),
+      (q) => q.dataset.type !== "text" && !q.hidden && !q.querySelector("input:checked"),
     );
     return i === -1 ? 0 : i;
+  }
+
+  // A strength row is asked only while its pairwise answer names a response (not a tie, not
+  // unable); disabled, it is left out of the form.
+  function syncStrength() {
+    form.querySelectorAll("fieldset[data-strength-of]").forEach((row) => {
+      const name = CSS.escape(row.dataset.strengthOf);
+      const answer = form.querySelector('input[name="' + name + '"]:checked');
+      const prefers = answer !== null && answer.value !== "tie" && answer.value !== "unable";
+      row.hidden = !prefers;
+      row.disabled = !prefers;
+    });
   }
 
   function toggleHelp(show) {
@@ -42,6 +63,7 @@
     questions.forEach((other, j) => other.classList.toggle("active", j === i));
   }));
   helpButton.addEventListener("click", () => toggleHelp(help.hidden));
+  form.addEventListener("change", syncStrength);
 
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.metaKey) return;
@@ -49,8 +71,7 @@
     if (inText) {
       if (event.key === "Escape") {
         event.target.blur();
-        if (active < questions.length - 1) activate(active + 1);
-        else form.querySelector("button[value=submit]").focus();
+        if (!move(1)) form.querySelector("button[value=submit]").focus();
       } else if (event.key === "Enter" && event.ctrlKey) {
         event.preventDefault();
         form.requestSubmit(form.querySelector("button[value=submit]"));
@@ -68,11 +89,11 @@
     }
     if (key === "j" || event.key === "ArrowDown") {
       event.preventDefault();
-      return activate(active + 1);
+      return move(1);
     }
     if (key === "k" || event.key === "ArrowUp") {
       event.preventDefault();
-      return activate(active - 1);
+      return move(-1);
     }
     const q = questions[active];
     const wanted = q && q.dataset.type === "pairwise" && PAIRWISE_LETTERS[key] ? PAIRWISE_LETTERS[key] : key;
@@ -80,7 +101,8 @@
     if (choice) {
       event.preventDefault();
       choice.checked = choice.type === "checkbox" ? !choice.checked : true;
-      if (choice.type !== "checkbox") activate(active + 1);
+      choice.dispatchEvent(new Event("change", { bubbles: true }));
+      if (choice.type !== "checkbox") move(1);
       return;
     }
     if (key === "s") return skip();
@@ -113,5 +135,6 @@
     activeSeconds.value = seconds().toFixed(2);
   });
 
+  syncStrength();
   activate(firstUnanswered());
 })();

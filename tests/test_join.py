@@ -1,0 +1,65 @@
+"""The crowd join link: a study's secret token and a worker id make or resume a participant."""
+
+import pytest
+from conftest import make_study, make_user
+
+from annotation.models import Study, StudyMembership
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def crowd():
+    return make_study("crowd", status=Study.Status.OPEN, worker_id_param="PROLIFIC_PID")
+
+
+def join(client, study, worker_id, token=None):
+    token = study.join_token if token is None else token
+    return client.get(f"/s/{study.slug}/join", {"token": token, "PROLIFIC_PID": worker_id})
+
+
+def test_it_makes_a_participant_and_sends_them_to_label(client, crowd):
+    reply = join(client, crowd, "5f3a")
+
+    assert reply.status_code == 302 and reply.url == "/s/crowd/label/"
+    membership = StudyMembership.objects.get(study=crowd, worker_id="5f3a")
+    assert membership.role == StudyMembership.Role.ANNOTATOR
+    assert not membership.user.has_usable_password()
+    assert int(client.session["_auth_user_id"]) == membership.user.pk
+
+
+def test_the_same_worker_id_resumes_the_same_participant(client, crowd):
+    join(client, crowd, "5f3a")
+    client.logout()
+    join(client, crowd, "5f3a")
+
+    assert StudyMembership.objects.filter(study=crowd).count() == 1
+    membership = StudyMembership.objects.get(study=crowd)
+    assert int(client.session["_auth_user_id"]) == membership.user.pk
+
+
+def test_a_worker_whose_name_is_taken_gets_an_account_of_their_own(client, crowd):
+    staff = make_user("5f3a@crowd")  # e.g. left over from an earlier study of that slug
+
+    reply = join(client, crowd, "5f3a")
+
+    assert reply.status_code == 302
+    participant = StudyMembership.objects.get(study=crowd, worker_id="5f3a").user
+    assert participant != staff and participant.username == "5f3a@crowd~2"
+    assert int(client.session["_auth_user_id"]) == participant.pk
+
+
+@pytest.mark.parametrize("token", ["", "wrong"])
+def test_a_wrong_token_finds_no_study(client, crowd, token):
+    assert join(client, crowd, "5f3a", token=token).status_code == 404
+    assert not StudyMembership.objects.filter(study=crowd).exists()
+
+
+@pytest.mark.parametrize("worker_id", ["", "a b", "<script>", "x" * 101])
+def test_a_bad_worker_id_is_refused_naming_the_parameter(client, crowd, worker_id):
+    reply = join(client, crowd, worker_id)
+
+    assert reply.status_code == 400
+    assert "PROLIFIC_PID" in reply.content.decode()
+    assert "<script>" not in reply.content.decode()
+    assert not StudyMembership.objects.filter(study=crowd).exists()
