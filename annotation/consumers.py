@@ -1,5 +1,8 @@
 """Live study counters over a websocket: researchers watch labelling progress."""
 
+import asyncio
+import time
+
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -7,6 +10,9 @@ from channels.layers import get_channel_layer
 
 from annotation.access import has_role
 from annotation.models import Study, StudyMembership
+
+# A busy study changes many times a second; each dashboard recounts at most this often.
+RECOUNT_EVERY_SECONDS = 1.0
 
 
 def progress_group(study):
@@ -21,6 +27,9 @@ def announce_progress(study):
 
 
 class StudyProgressConsumer(AsyncJsonWebsocketConsumer):
+    _sent_at = 0.0
+    _recount = None  # the pending recount, while one is waiting its turn
+
     async def connect(self):
         self.study = await self._study_for_user()
         if self.study is None:
@@ -28,13 +37,23 @@ class StudyProgressConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(progress_group(self.study), self.channel_name)
         await self.accept()
-        await self.send_json(await database_sync_to_async(self.study.progress)())
+        await self._send_progress()
 
     async def disconnect(self, code):
+        if self._recount is not None:
+            self._recount.cancel()
         if getattr(self, "study", None) is not None:
             await self.channel_layer.group_discard(progress_group(self.study), self.channel_name)
 
     async def progress_changed(self, event):
+        """Recount soon: changes that arrive meanwhile are answered by the same recount."""
+        if self._recount is None or self._recount.done():
+            wait = self._sent_at + RECOUNT_EVERY_SECONDS - time.monotonic()
+            self._recount = asyncio.create_task(self._send_progress(max(wait, 0)))
+
+    async def _send_progress(self, after=0.0):
+        await asyncio.sleep(after)
+        self._sent_at = time.monotonic()
         await self.send_json(await database_sync_to_async(self.study.progress)())
 
     @database_sync_to_async

@@ -4,7 +4,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -101,17 +101,15 @@ class Study(models.Model):
 
     def progress(self):
         """Counts a researcher watches: items, how many have all their human labels, labels."""
-        human_labels = Count(
-            "annotations",
-            filter=Q(annotations__is_current=True, annotations__rater__kind=Rater.Kind.HUMAN),
+        items = self.items.aggregate(
+            items=Count("pk"),
+            gold_items=Count("pk", filter=Q(is_gold=True)),
+            complete_items=Count("pk", filter=Q(human_labels__gte=self.overlap)),
+            human_labels=Coalesce(Sum("human_labels"), 0),
         )
-        per_item = self.items.annotate(n=human_labels)
         labels = Annotation.objects.of_study(self).current()
         return {
-            "items": self.items.count(),
-            "gold_items": self.items.filter(is_gold=True).count(),
-            "complete_items": per_item.filter(n__gte=self.overlap).count(),
-            "human_labels": labels.filter(rater__kind=Rater.Kind.HUMAN).count(),
+            **items,
             "judge_labels": labels.filter(rater__kind=Rater.Kind.LLM).count(),
             "annotators": labels.filter(rater__kind=Rater.Kind.HUMAN)
             .values("rater")

@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib import admin
 
-from judging.models import Judge, JudgeRun
+from judging import prompts
+from judging.models import Judge, JudgeRun, PromptTemplate
 
 
 class JudgeForm(forms.ModelForm):
@@ -52,6 +53,43 @@ class JudgeRunAdmin(admin.ModelAdmin):
         "both_orders",
         "status",
         "error",
+        "templates",
         "heartbeat_at",
         "finished_at",
     ]
+
+
+def _fields_help():
+    listed = "; ".join(
+        f"{qtype}: {', '.join('{' + f + '}' for f in fields)}"
+        for qtype, fields in prompts.FIELDS.items()
+    )
+    return f"Fields a template can use, by question type: {listed}. Write {{{{ and }}}} for braces."
+
+
+@admin.register(PromptTemplate)
+class PromptTemplateAdmin(admin.ModelAdmin):
+    """A study's own judge prompts. A new one starts from the default text of its type
+    (?question_type=likert in the add page's address picks which)."""
+
+    list_display = ["study", "question_type", "updated_at"]
+    list_filter = ["question_type"]
+    list_select_related = ["study"]
+    autocomplete_fields = ["study"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.base_fields["user"].help_text = _fields_help()
+        if not change:
+            form.base_fields["question_type"].help_text = (
+                "The texts below are this type's default; to start from another type's, open "
+                "this page as …/add/?question_type=likert (or checklist, binary, categorical)."
+            )
+        return form
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        qtype = initial.get("question_type")
+        if qtype not in prompts.DEFAULT_TEMPLATES:
+            qtype = initial["question_type"] = "pairwise"
+        return {**prompts.DEFAULT_TEMPLATES[qtype], **initial}

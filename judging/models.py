@@ -1,10 +1,12 @@
 import os
 
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Count, Q, Sum
 
 from annotation.models import Item, Rater, Study
+from judging import prompts
 
 
 class Judge(models.Model):
@@ -74,6 +76,12 @@ class JudgeRun(models.Model):
     both_orders = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
+    templates = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The study's prompt templates when the run was planned, so a resumed run "
+        "asks the same.",
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -84,6 +92,32 @@ class JudgeRun(models.Model):
     @property
     def orders(self):
         return ["AB", "BA"] if self.both_orders else ["AB"]
+
+    @property
+    def is_live(self):
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @staticmethod
+    def check_questions(study, questions=None):
+        """The question keys a run of the study asks: `questions`, or all a judge answers.
+
+        Raises ValueError naming an unknown or free-text question, so that a run is refused
+        before it is planned, estimated or started.
+        """
+        rubric = study.rubric_version.parsed
+        judgeable = tuple(prompts.DEFAULT_TEMPLATES)
+        keys = list(questions or [q.key for q in rubric.questions if q.type in judgeable])
+        for key in keys:
+            q = rubric.question(key)
+            if q is None:
+                raise ValueError(f"the rubric has no question {key!r} ({', '.join(rubric.keys)})")
+            if q.type not in judgeable:
+                raise ValueError(
+                    f"question {key!r} is free text; judges answer {', '.join(judgeable)}"
+                )
+        if not keys:
+            raise ValueError("the rubric has no question a judge can answer")
+        return keys
 
     def progress(self):
         """Done, failed and remaining requests, tokens and cost so far."""
@@ -158,3 +192,42 @@ class Verdict(models.Model):
 
     def __str__(self):
         return f"{self.run.judge} on {self.item} {self.question} {self.order}: {self.value}"
+
+
+class PromptTemplate(models.Model):
+    """A study's own prompt for one question type, replacing the default of judging.prompts.
+
+    Stored complete (both parts), so that an empty system text means "no system message"
+    rather than "the default"; always valid for `prompts.messages_for`.
+    """
+
+    TYPES = [(t, t) for t in prompts.DEFAULT_TEMPLATES]
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prompt_templates")
+    question_type = models.CharField(max_length=20, choices=TYPES)
+    system = models.TextField(blank=True, help_text="Empty: the judge gets no system message.")
+    user = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "question_type"], name="one_prompt_template_per_question_type"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.question_type} prompt of {self.study}"
+
+    def clean(self):
+        try:
+            prompts.check_template(self.question_type, {"system": self.system, "user": self.user})
+        except ValueError as e:
+            raise ValidationError(str(e)) from None
+
+    @classmethod
+    def study_templates(cls, study):
+        """The study's templates in the shape `prompts.messages_for(..., templates=)` takes:
+        {question_type: {"system": ..., "user": ...}}; types not listed keep the default."""
+        rows = cls.objects.filter(study=study).values_list("question_type", "system", "user")
+        return {qtype: {"system": system, "user": user} for qtype, system, user in rows}

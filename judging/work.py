@@ -8,19 +8,33 @@ every retry are asked again.
 """
 
 import asyncio
+import operator
 import time
+from collections import defaultdict
+from functools import reduce
 
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Annotation
 from judging import parsing, prompts
 from judging.client import JudgeClient, JudgeRequestFailed
-from judging.models import JudgeRun, Verdict
+from judging.models import JudgeRun, PromptTemplate, Verdict
 
-SUPPORTED = ("pairwise", "likert", "checklist", "binary", "categorical")
 CANCEL_CHECK_SECONDS = 0.2
+VERDICT_FIELDS = [
+    "value",
+    "raw",
+    "rationale",
+    "confidence",
+    "latency",
+    "prompt_tokens",
+    "completion_tokens",
+    "attempts",
+    "error",
+]
 
 
 class RunError(ValueError):
@@ -28,19 +42,18 @@ class RunError(ValueError):
 
 
 def plan_run(study, judge, questions=None, *, both_orders=False):
-    """Create a queued run, checking the questions against the study's rubric."""
-    rubric = study.rubric_version.parsed
-    keys = questions or [q.key for q in rubric.questions if q.type in SUPPORTED]
-    for key in keys:
-        q = rubric.question(key)
-        if q is None:
-            raise RunError(f"the rubric has no question {key!r} ({', '.join(rubric.keys)})")
-        if q.type not in SUPPORTED:
-            raise RunError(f"question {key!r} is free text; judges answer {', '.join(SUPPORTED)}")
-    if not keys:
-        raise RunError("the rubric has no question a judge can answer")
+    """Create a queued run, checking the questions against the study's rubric; the run keeps
+    the study's prompt templates of this moment, so a resumed run asks the same."""
+    try:
+        keys = JudgeRun.check_questions(study, questions)
+    except ValueError as e:
+        raise RunError(str(e)) from None
     return JudgeRun.objects.create(
-        study=study, judge=judge, questions=keys, both_orders=both_orders
+        study=study,
+        judge=judge,
+        questions=keys,
+        both_orders=both_orders,
+        templates=PromptTemplate.study_templates(study),
     )
 
 
@@ -78,12 +91,23 @@ def cancel(run):
 
 
 class _Runner:
+    """Asks a run's pending requests; one writer task stores the replies in batches.
+
+    Writing each reply on its own would serialise the run on the database (one thread does
+    every database call): the writer instead takes everything that arrived while it was
+    busy and stores it in one transaction, a unit's annotation with its last verdict.
+    """
+
     def __init__(self, run):
         self.run = run
         self.judge = run.judge
         self.rubric = run.study.rubric_version.parsed
+        self.templates = run.templates
         self.cancelled = False
         self._checked_at = 0.0
+        self._replies = []  # (item, order, cell, verdict fields, whether it completes the unit)
+        self._arrived = asyncio.Event()
+        self._asking = True
 
     async def work(self):
         units = await sync_to_async(self._pending_units)()
@@ -94,14 +118,20 @@ class _Runner:
             max_concurrency=self.judge.max_concurrency,
             requests_per_minute=self.judge.requests_per_minute,
         )
+        self._writer = asyncio.create_task(self._write())
         # At most max_concurrency units at a time, each checking for a cancel before it asks.
         slots = asyncio.Semaphore(self.judge.max_concurrency)
         try:
             await asyncio.gather(*(self._unit(slots, client, *unit) for unit in units))
         finally:
-            await client.close()
-            # The thread that ran the database calls keeps its connection otherwise.
-            await sync_to_async(connections.close_all)()
+            self._asking = False
+            self._arrived.set()
+            try:
+                await self._writer  # stores what is left, or raises why it could not
+            finally:
+                await client.close()
+                # The thread that ran the database calls keeps its connection otherwise.
+                await sync_to_async(connections.close_all)()
 
     def _pending_units(self):
         """(item, order, cells still without a verdict) for every unit not complete."""
@@ -117,17 +147,25 @@ class _Runner:
     async def _unit(self, slots, client, item, order, cells):
         async with slots:
             for n, cell in enumerate(cells, 1):
-                if await self._is_cancelled():
+                if self._writer.done() or await self._is_cancelled():
                     return
                 fields = await self._ask(client, item, order, cell)
-                # The unit's last verdict and its annotation commit together: a worker killed
-                # in between leaves that verdict unasked, so a resumed run still records both.
-                await sync_to_async(self._save)(item, order, cell, fields, last=n == len(cells))
+                self._replies.append((item, order, cell, fields, n == len(cells)))
+                self._arrived.set()
+
+    async def _write(self):
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._replies = self._replies, []
+            if batch:
+                await sync_to_async(self._save)(batch)
+            if not self._asking and not self._replies:
+                return
 
     async def _ask(self, client, item, order, cell):
         """The verdict's fields from the judge's reply, or the error that stopped it."""
-        question = self.rubric.question(cell.split("[")[0])
-        messages = prompts.messages_for(question.type, _fields(question, cell, item, order))
+        question, messages = request_messages(self.rubric, self.templates, item, order, cell)
         try:
             reply = await client.complete(
                 messages, temperature=self.judge.temperature, max_tokens=self.judge.max_tokens
@@ -153,17 +191,45 @@ class _Runner:
             "attempts": reply.attempts,
         }
 
-    def _save(self, item, order, cell, fields, *, last):
+    def _save(self, batch):
+        """Store replies; a unit's last verdict and its annotation commit together, so a
+        worker killed in between leaves that verdict unasked and a resumed run records both."""
+        verdicts = [
+            Verdict(run=self.run, item=item, question=cell, order=order, **fields)
+            for item, order, cell, fields, _ in batch
+        ]
         with transaction.atomic():
-            Verdict.objects.update_or_create(
-                run=self.run, item=item, question=cell, order=order, defaults=fields
+            Verdict.objects.bulk_create(
+                verdicts,
+                update_conflicts=True,
+                unique_fields=["run", "item", "question", "order"],
+                update_fields=VERDICT_FIELDS,
             )
-            if last:
-                self._record_annotation(item, order)
+            complete = [(item, order) for item, order, _, _, last in batch if last]
+            if complete:
+                self._record_annotations(complete)
 
-    def _record_annotation(self, item, order):
-        """The unit's verdicts as the judge's label of the item in that order."""
-        verdicts = list(self.run.verdicts.filter(item=item, order=order, error=""))
+    def _record_annotations(self, units):
+        """Each complete unit's verdicts as the judge's label of the item in that order."""
+        items = {item.pk: item for item, _ in units}
+        answered = defaultdict(list)
+        for v in self.run.verdicts.filter(item_id__in=items, error=""):
+            answered[v.item_id, v.order].append(v)
+        labels = []
+        for item, order in units:
+            label = self._annotation(item, order, answered[item.pk, order])
+            if label:
+                labels.append(label)
+        if not labels:
+            return
+        replaced = reduce(operator.or_, (Q(item=a.item, order=a.order) for a in labels))
+        Annotation.objects.current().filter(replaced, rater=self.judge.rater).update(
+            is_current=False
+        )
+        Annotation.objects.bulk_create(labels)
+
+    def _annotation(self, item, order, verdicts):
+        """The unsaved annotation of one unit's verdicts, or None if none fits the rubric."""
         answers, confidences, rationales = {}, {}, {}
         for v in verdicts:
             if v.value and v.value != Verdict.INVALID:
@@ -181,11 +247,8 @@ class _Runner:
                 if v.rationale:
                     rationales[v.question] = v.rationale
         if not answers:
-            return
-        Annotation.objects.current().filter(item=item, rater=self.judge.rater, order=order).update(
-            is_current=False
-        )
-        Annotation.objects.create(
+            return None
+        return Annotation(
             item=item,
             rater=self.judge.rater,
             rubric_version=self.run.study.rubric_version,
@@ -206,6 +269,14 @@ class _Runner:
             )()
             self.cancelled = status == JudgeRun.Status.CANCELLED
         return self.cancelled
+
+
+def request_messages(rubric, templates, item, order, cell):
+    """(the rubric question, the chat messages) that ask one question cell of an item, its
+    responses shown in `order`, with a run's templates."""
+    question = rubric.question(cell.split("[")[0])
+    fields = _fields(question, cell, item, order)
+    return question, prompts.messages_for(question.type, fields, templates)
 
 
 def _fields(question, cell, item, order):

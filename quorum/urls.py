@@ -6,7 +6,9 @@ from drf_spectacular.views import SpectacularAPIView
 urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("calibration.urls")),
+    path("", include("judging.urls")),
     path("api/", include("annotation.api_urls")),
+    path("api/", include("judging.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

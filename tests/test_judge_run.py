@@ -21,7 +21,8 @@ from annotation.imports import import_items
 from annotation.models import Annotation
 from calibration.agreement import position_bias
 from calibration.reports import study_labels
-from judging.models import Judge, JudgeRun, Verdict
+from judging.models import Judge, JudgeRun, PromptTemplate, Verdict
+from judging.prompts import DEFAULT_TEMPLATES
 from judging.work import cancel, execute, plan_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,6 +82,24 @@ def test_it_stores_a_verdict_for_every_item_question_and_order(study, stub):
     labels = Annotation.objects.filter(rater__judge=run.judge, is_current=True)
     assert sorted(labels.values_list("order", flat=True)) == ["AB"] * 10 + ["BA"] * 10
     assert run.progress()["remaining"] == 0
+
+
+def test_a_run_asks_with_the_studys_prompt_template_of_when_it_was_planned(study, stub):
+    server = stub()
+    pairwise = DEFAULT_TEMPLATES["pairwise"]
+    PromptTemplate.objects.create(
+        study=study,
+        question_type="pairwise",
+        system="You are a strict grader of cooking answers.",
+        user=pairwise["user"],
+    )
+    run = plan_run(study, judge_for(server), ["pref"])
+    PromptTemplate.objects.filter(study=study).update(system="Changed after planning.")
+    execute(run.pk)
+
+    systems = {body["messages"][0]["content"] for body in server.stub.bodies}
+    assert systems == {"You are a strict grader of cooking answers."}
+    assert Verdict.objects.filter(run=run, error="").count() == 10
 
 
 def test_the_calibration_report_shows_the_injected_position_bias(study, stub):

@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 from conftest import DEMO_DIR, make_study, make_user
 from django.db import connections
 
+from annotation.consumers import RECOUNT_EVERY_SECONDS, announce_progress
 from annotation.imports import import_items, import_labels
 from annotation.models import StudyMembership
 from annotation.routing import websocket_urlpatterns
@@ -60,3 +61,26 @@ def test_it_closes_the_socket_for_annotators():
     _, connected, code = asyncio.run(scenario())
     assert not connected
     assert code == 4404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_answers_a_burst_of_changes_with_one_recount():
+    study = make_study(slug="live")
+    alice = make_user("alice", StudyMembership.Role.RESEARCHER, study)
+
+    async def scenario():
+        ws, connected, _ = await connect(alice)
+        assert connected
+        await ws.receive_json_from(timeout=5)  # the counts on connecting
+        await database_sync_to_async(import_items)(study, DEMO_DIR / "items.jsonl")
+        for _ in range(20):
+            await database_sync_to_async(announce_progress)(study)
+        first = await ws.receive_json_from(timeout=5)
+        quiet = await ws.receive_nothing(timeout=RECOUNT_EVERY_SECONDS + 0.5)
+        await ws.disconnect()
+        await database_sync_to_async(connections.close_all)()
+        return first, quiet
+
+    first, quiet = asyncio.run(scenario())
+    assert first["items"] == 300
+    assert quiet  # 21 announcements, one recount

@@ -1,0 +1,302 @@
+"""The REST API of judging: judges (staff only), a study's judge runs and prompt templates.
+
+Runs and templates are for the study's researchers and admins (see judging.access); no
+endpoint here returns a verdict or a judge's API key.
+"""
+
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+
+from judging import planning, prompts, work
+from judging.access import get_study_for_judges
+from judging.models import Judge, JudgeRun, PromptTemplate
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class JudgeSerializer(serializers.ModelSerializer):
+    api_key = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        style={"input_type": "password"},
+        help_text='Write-only. Sets or replaces the key; left out, the stored key stays; "" '
+        "removes it.",
+    )
+    has_api_key = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Judge
+        fields = [
+            "id",
+            "name",
+            "base_url",
+            "model",
+            "api_key",
+            "has_api_key",
+            "api_key_env",
+            "temperature",
+            "max_tokens",
+            "max_concurrency",
+            "requests_per_minute",
+            "price_per_1k_input",
+            "price_per_1k_output",
+            "family",
+            "created_at",
+        ]
+        extra_kwargs = {
+            "max_tokens": {"min_value": 1},
+            "max_concurrency": {"min_value": 1},
+            "requests_per_minute": {"min_value": 1},
+            "temperature": {"min_value": 0},
+        }
+
+    def get_has_api_key(self, judge) -> bool:
+        return bool(judge.api_key)
+
+
+class ProgressSerializer(serializers.Serializer):
+    # Not an enum in the schema: the run's own `status` is, and one enum per name is clearer.
+    status = serializers.CharField(help_text="The run's status, as in the run's `status`.")
+    planned = serializers.IntegerField(help_text="Requests the run asks in all.")
+    done = serializers.IntegerField(help_text="Requests answered.")
+    failed = serializers.IntegerField(help_text="Requests that failed after every retry.")
+    remaining = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    cost = serializers.FloatField(help_text="So far, from the judge's prices per 1,000 tokens.")
+
+
+class JudgeRunSerializer(serializers.ModelSerializer):
+    judge = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    progress = ProgressSerializer(read_only=True)
+
+    class Meta:
+        model = JudgeRun
+        fields = [
+            "id",
+            "judge",
+            "questions",
+            "both_orders",
+            "status",
+            "error",
+            "created_at",
+            "finished_at",
+            "progress",
+        ]
+
+
+class RunRequestSerializer(serializers.Serializer):
+    judge = serializers.SlugRelatedField(
+        slug_field="name", queryset=Judge.objects.all(), help_text="The judge's name."
+    )
+    questions = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Rubric question keys; left out or empty, every question a judge answers.",
+    )
+    both_orders = serializers.BooleanField(
+        default=False, help_text="Ask pairwise questions in AB and in BA order."
+    )
+
+
+class EstimateSerializer(serializers.Serializer):
+    planned = serializers.IntegerField(help_text="Requests the run would ask.")
+    prompt_chars = serializers.IntegerField(help_text="Characters of all its rendered prompts.")
+    prompt_tokens = serializers.IntegerField()
+    tokens_per_char = serializers.FloatField()
+    tokens_per_char_measured_on = serializers.IntegerField(
+        help_text="Earlier verdicts of this judge the rate was measured on; 0: 4 chars/token."
+    )
+    completion_tokens_max = serializers.IntegerField(help_text="max_tokens for every request.")
+    completion_tokens_expected = serializers.IntegerField(
+        allow_null=True, help_text="From the judge's earlier replies; null without any."
+    )
+    cost_max = serializers.FloatField()
+    cost_expected = serializers.FloatField(allow_null=True)
+
+
+class PromptTemplateSerializer(serializers.Serializer):
+    question_type = serializers.CharField(read_only=True)
+    system = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Left out: the default. Empty: no system message.",
+    )
+    user = serializers.CharField(
+        required=False, trim_whitespace=False, help_text="Left out: the default."
+    )
+    is_default = serializers.BooleanField(read_only=True)
+    template_fields = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="The {fields} it can use."
+    )
+
+    def validate(self, attrs):
+        try:
+            return prompts.check_template(self.context["question_type"], attrs)
+        except ValueError as e:
+            raise ValidationError(str(e)) from None
+
+
+def _template_data(question_type, template=None):
+    return {
+        "question_type": question_type,
+        **(template or prompts.DEFAULT_TEMPLATES[question_type]),
+        "is_default": template is None,
+        "template_fields": list(prompts.FIELDS[question_type]),
+    }
+
+
+class JudgeList(generics.ListCreateAPIView):
+    """LLM judges. Staff only: a judge holds a provider key and spends money."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = JudgeSerializer
+    queryset = Judge.objects.order_by("name")
+
+
+class JudgeDetail(generics.RetrieveUpdateDestroyAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = JudgeSerializer
+    queryset = Judge.objects.all()
+
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="The judge has runs.")})
+    def delete(self, request, *args, **kwargs):
+        return super().delete(request, *args, **kwargs)
+
+    def perform_destroy(self, judge):
+        try:
+            judge.delete()
+        except ProtectedError:
+            raise Conflict(f"judge {judge.name!r} has runs; their verdicts need it") from None
+
+
+class JudgeRunList(generics.ListAPIView):
+    """A study's judge runs with their progress, newest first; POST starts one."""
+
+    serializer_class = JudgeRunSerializer
+
+    def get_queryset(self):
+        study = get_study_for_judges(self.request, self.kwargs["slug"])
+        return study.judge_runs.select_related("judge", "study__rubric").order_by("-created_at")
+
+    @extend_schema(request=RunRequestSerializer, responses={201: JudgeRunSerializer})
+    def post(self, request, slug):
+        study = get_study_for_judges(request, slug)
+        asked = RunRequestSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        try:
+            run = planning.start(study, **asked.validated_data)
+        except work.RunError as e:
+            raise ValidationError({"questions": [str(e)]}) from None
+        return Response(JudgeRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class _StudyRunView(generics.GenericAPIView):
+    serializer_class = JudgeRunSerializer
+
+    def get_object(self):
+        study = get_study_for_judges(self.request, self.kwargs["slug"])
+        runs = study.judge_runs.select_related("judge", "study__rubric")
+        return get_object_or_404(runs, pk=self.kwargs["pk"])
+
+
+class JudgeRunDetail(_StudyRunView):
+    """One run's status and progress: requests done, failed and left, tokens, cost so far."""
+
+    def get(self, request, slug, pk):
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+class JudgeRunCancel(_StudyRunView):
+    """Stop a queued or running run: requests in flight finish, no new ones start."""
+
+    @extend_schema(
+        request=None,
+        responses={200: JudgeRunSerializer, 409: OpenApiResponse(description="Already over.")},
+    )
+    def post(self, request, slug, pk):
+        run = self.get_object()
+        if not run.is_live:
+            raise Conflict(f"run {run.pk} is {run.status}; only queued or running runs stop")
+        work.cancel(run)
+        run.refresh_from_db()
+        return Response(JudgeRunSerializer(run).data)
+
+
+class JudgeRunEstimate(generics.GenericAPIView):
+    """What a run would ask and cost, before starting it: the body is that of a start."""
+
+    serializer_class = RunRequestSerializer
+
+    @extend_schema(request=RunRequestSerializer, responses={200: EstimateSerializer})
+    def post(self, request, slug):
+        study = get_study_for_judges(request, slug)
+        asked = self.get_serializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        try:
+            estimate = planning.estimate(study, **asked.validated_data)
+        except work.RunError as e:
+            raise ValidationError({"questions": [str(e)]}) from None
+        return Response(EstimateSerializer(estimate).data)
+
+
+class PromptTemplateList(generics.GenericAPIView):
+    """The prompt of every question type a judge answers: the study's own, or the default."""
+
+    serializer_class = PromptTemplateSerializer
+    pagination_class = None
+
+    @extend_schema(responses={200: PromptTemplateSerializer(many=True)})
+    def get(self, request, slug):
+        study = get_study_for_judges(request, slug)
+        own = PromptTemplate.study_templates(study)
+        return Response([_template_data(t, own.get(t)) for t in prompts.DEFAULT_TEMPLATES])
+
+
+class PromptTemplateDetail(generics.GenericAPIView):
+    """A study's prompt for one question type. PUT checks it (an unknown {field} is a 400
+    naming it) and stores it complete; DELETE brings back the default."""
+
+    serializer_class = PromptTemplateSerializer
+
+    def get(self, request, slug, question_type):
+        study, question_type = self._study_and_type(slug, question_type)
+        own = PromptTemplate.study_templates(study).get(question_type)
+        return Response(_template_data(question_type, own))
+
+    def put(self, request, slug, question_type):
+        study, question_type = self._study_and_type(slug, question_type)
+        asked = self.get_serializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        template = {part: asked.validated_data[part] for part in prompts.TEMPLATE_PARTS}
+        PromptTemplate.objects.update_or_create(
+            study=study, question_type=question_type, defaults=template
+        )
+        return Response(_template_data(question_type, template))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, question_type):
+        study, question_type = self._study_and_type(slug, question_type)
+        PromptTemplate.objects.filter(study=study, question_type=question_type).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "question_type": self.kwargs["question_type"]}
+
+    def _study_and_type(self, slug, question_type):
+        study = get_study_for_judges(self.request, slug)
+        if question_type not in prompts.DEFAULT_TEMPLATES:
+            raise NotFound(f"judges answer no {question_type!r} questions")
+        return study, question_type
