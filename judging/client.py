@@ -40,26 +40,35 @@ class JudgeClient:
     max_retries: int = 6
     backoff_base: float = 0.5
     backoff_max: float = 30.0
-    _semaphore: asyncio.Semaphore = field(init=False, repr=False)
+    _connections: asyncio.Queue = field(init=False, repr=False)
     _rate_lock: asyncio.Lock = field(init=False, repr=False)
     _next_start: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self):
-        self._semaphore = asyncio.Semaphore(self.max_concurrency)
-        self._rate_lock = asyncio.Lock()
+        # One single-connection httpx client per concurrent request, taken from a queue: this
+        # bounds concurrency, and each pool stays trivial (one pool of many connections costs
+        # milliseconds of CPU per request in httpcore's bookkeeping at a few dozen).
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/") + "/",
-            headers=headers,
-            timeout=self.timeout,
-            limits=httpx.Limits(max_connections=self.max_concurrency),
-        )
+        tls = httpx.create_ssl_context()
+        self._connections = asyncio.Queue()
+        for _ in range(self.max_concurrency):
+            self._connections.put_nowait(
+                httpx.AsyncClient(
+                    base_url=self.base_url.rstrip("/") + "/",
+                    headers=headers,
+                    timeout=self.timeout,
+                    verify=tls,
+                    limits=httpx.Limits(max_connections=1),
+                )
+            )
+        self._rate_lock = asyncio.Lock()
 
     def __repr__(self):
         return f"JudgeClient({self.model!r} at {self.base_url!r})"  # never the key
 
     async def close(self):
-        await self._http.aclose()
+        while not self._connections.empty():
+            await self._connections.get_nowait().aclose()
 
     async def complete(self, messages, *, temperature=0.0, max_tokens=512, logprobs=True):
         """One chat completion, retried as needed; raises JudgeRequestFailed."""
@@ -73,11 +82,12 @@ class JudgeClient:
             body.update(logprobs=True, top_logprobs=5)
         problem = ""
         for attempt in range(1, self.max_retries + 2):
-            async with self._semaphore:
+            http = await self._connections.get()
+            try:
                 await self._wait_for_rate()
                 started = time.monotonic()
                 try:
-                    response = await self._http.post("chat/completions", json=body)
+                    response = await http.post("chat/completions", json=body)
                 except httpx.TimeoutException:
                     problem, wait = "the request timed out", None
                 except httpx.TransportError as e:
@@ -93,6 +103,8 @@ class JudgeClient:
                             detail = detail.replace(self.api_key, "[key]")
                         raise JudgeRequestFailed(f"{problem}: {detail}")
                     wait = _retry_after(response)
+            finally:
+                self._connections.put_nowait(http)
             if attempt <= self.max_retries:
                 await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
         raise JudgeRequestFailed(f"{problem}, after {self.max_retries + 1} attempts")

@@ -118,6 +118,14 @@ def test_a_longer_biased_judge_is_consistent_across_orders(study, stub):
     assert bias["consistency"] >= 0.9
 
 
+def test_it_keeps_the_judges_concurrency_and_uses_all_of_it(study, stub):
+    server = stub(latency=0.2)
+    run = plan_run(study, judge_for(server, max_concurrency=3), ["pref"], both_orders=True)
+    execute(run.pk)
+    assert Verdict.objects.filter(run=run, error="").count() == 20
+    assert server.stub.max_in_flight == 3
+
+
 def test_it_retries_rate_limits_and_server_errors(study, stub):
     server = stub(script=("rate_limit", "server_error"), retry_after=0.05)
     judge = judge_for(server)
