@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
+# llama-cpp-python compiles llama.cpp on its first install (about 13 minutes on two cores;
+# pip caches the wheel): CPU only, without the multimodal library nothing here uses.
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[test]"
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF $$CMAKE_ARGS" $(PY) -m pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

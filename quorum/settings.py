@@ -105,6 +105,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so the suite's worker and server subprocesses see the test data;
     # one per test process, so that two suites can run side by side.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request runs in a thread of its own, so a connection is only ever
+    # reused through a pool; without one each request pays for a new PostgreSQL backend.
+    DB_POOL_SIZE = envint("DB_POOL_SIZE", 10)
+    if DB_POOL_SIZE and not DATABASES["default"]["CONN_MAX_AGE"]:
+        DATABASES["default"]["OPTIONS"] = {
+            "pool": {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": 30}
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
