@@ -150,7 +150,12 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None):
     rater = rater_for(user)
     with transaction.atomic():
         # Locked, so that no one can expire this reservation and take its place meanwhile.
-        reservation = Reservation.objects.select_for_update().filter(item=item, user=user).first()
+        reservation = (
+            Reservation.objects.select_for_update(of=("self",))  # not the shared version row
+            .select_related("rubric_version")
+            .filter(item=item, user=user)
+            .first()
+        )
         previous = item.annotations.current().filter(rater=rater).first()
         if reservation is None and previous is None:
             raise InvalidSubmission("this item is not reserved for you; open the next item")

@@ -30,7 +30,12 @@ class LabellingPage:
     def context(self):
         shown = self.shown_responses()
         labelled = Annotation.objects.of_study(self.study).current().filter(rater__user=self.user)
-        previous = labelled.exclude(item=self.item).order_by("-submitted_at").first()
+        previous = (
+            labelled.exclude(item=self.item)
+            .order_by("-submitted_at")
+            .values_list("item__external_id", flat=True)
+            .first()
+        )
         return {
             "study": self.study,
             "item": self.item,
@@ -41,7 +46,7 @@ class LabellingPage:
             "submission_id": uuid.uuid4(),
             "labelled": labelled.count(),
             "total": self.study.items.count(),
-            "previous": previous.item.external_id if previous else None,
+            "previous": previous,
             "revising": self.revising,
             "error": self.error,
         }

@@ -146,6 +146,10 @@ STORAGES = {
     },
 }
 
+# Sessions are read on every request: from the cache (Redis in production), falling back to
+# the database, which keeps them across cache restarts.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 # Production safety: with DEBUG off, cookies only travel over HTTPS. Redirects and HSTS depend
 # on the proxy in front of Quorum, so they are the deployment's choice.
 SESSION_COOKIE_SECURE = not DEBUG

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 
 from annotation.models import Study, StudyMembership
 
@@ -194,6 +195,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = REPO / "var" / "screenshots"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A browser test's own ORM calls run while Playwright's loop is on the thread and get
+    connections of their own: closed here, or the test database could not be dropped."""
+    try:
+        return (yield)
+    finally:
+        if "page" in item.fixturenames:
+            connections.close_all()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 from conftest import SCREENSHOTS, make_study, make_user
 from django.contrib.auth.models import User
-from django.db import connection
 from django.template import Context, Template
 
 from annotation.models import Item, StudyMembership
@@ -246,4 +245,3 @@ def test_the_panel_follows_a_running_run_without_a_reload(asgi_server, page):
     assert row.locator('[data-field="remaining"]').inner_text() == "0"
     assert row.locator("form[data-cancel]").count() == 0  # nothing left to cancel
     page.screenshot(path=SCREENSHOTS / "judge-panel.png", full_page=True)
-    connection.close()  # the one this test's ORM calls opened beside Playwright's event loop
