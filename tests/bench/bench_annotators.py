@@ -19,12 +19,14 @@ acknowledged submission that was not stored, and items left short of their label
 Latency is printed with PASS/MISS beside its target and does not change the exit status;
 errors (an unexpected HTTP reply) and violations do.
 
-By default the annotators do not pause between items, as the issue asks: each always has a
-request in flight, so the server is saturated and a request's latency is mostly its wait in
-the queue (about annotators / requests per second). --think gives each annotator a pause
-before each submit (exponential, with that mean), as people reading two responses take, and
-spreads their arrival over the first such pause, so that the latency is that of a server under
-a steady, realistic load rather than an overloaded one.
+By default the annotators do not pause between items: each always has a request in flight,
+so the server is saturated, the figures are its capacity, and a request's latency is mostly
+its wait in the queue (about annotators / requests per second): no server on two cores
+answers 200 such clients within 100 ms. --think gives each annotator a pause before each
+submit (exponential, with that mean), as people reading two responses take, and spreads their
+arrival over the first such pause, so that the latency is that of a server under a steady,
+realistic load; `make bench` uses 20 s (crowd workers comparing two long answers take tens of
+seconds) for the latency target, then a short run without pauses for the capacity.
 
 A request that fails in transport (the server closed a kept-alive connection as it was reused)
 is sent again once, as a browser does; a submit is safe to repeat because of its submission id.

@@ -114,12 +114,13 @@ def bench(n_items):
 
 
 def run_in_worker(run_id):
-    """Run the judge in a fresh process, as a worker would; its wall time and peak RSS."""
+    """Run the judge in a fresh process, as a worker would: the seconds its execute() took
+    (not the interpreter's start-up) and its peak RSS."""
     code = (
-        "import resource, django; django.setup(); from judging.work import execute; "
-        f"execute({run_id}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "import resource, time, django; django.setup(); from judging.work import execute; "
+        f"started = time.monotonic(); execute({run_id}); "
+        "print(time.monotonic() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,
@@ -128,8 +129,8 @@ def run_in_worker(run_id):
         capture_output=True,
         text=True,
     )
-    seconds = time.monotonic() - started
-    return seconds, int(done.stdout.split()[-1]) / 1024
+    seconds, rss_kb = done.stdout.split()[-2:]
+    return float(seconds), int(rss_kb) / 1024
 
 
 class stub_server:  # a context manager, named like one
