@@ -106,6 +106,7 @@ class _Runner:
         self.cancelled = False
         self._checked_at = 0.0
         self._replies = []  # (item, order, cell, verdict fields, whether it completes the unit)
+        self._asked = defaultdict(list)  # (item id, order) -> verdicts of units asked whole here
         self._arrived = asyncio.Event()
         self._asking = True
 
@@ -134,23 +135,25 @@ class _Runner:
                 await sync_to_async(connections.close_all)()
 
     def _pending_units(self):
-        """(item, order, cells still without a verdict) for every unit not complete."""
+        """(item, order, cells still without a verdict, whether some had one) for every unit
+        not complete."""
         done = set(self.run.verdicts.values_list("item_id", "order", "question"))
         units = []
         for item in self.run.study.items.order_by("position"):
             for order, cells in self.run.requests_for(item):
                 left = [c for c in cells if (item.pk, order, c) not in done]
                 if left:
-                    units.append((item, order, left))
+                    units.append((item, order, left, len(left) < len(cells)))
         return units
 
-    async def _unit(self, slots, client, item, order, cells):
+    async def _unit(self, slots, client, item, order, cells, resumed):
         async with slots:
             for n, cell in enumerate(cells, 1):
                 if self._writer.done() or await self._is_cancelled():
                     return
                 fields = await self._ask(client, item, order, cell)
-                self._replies.append((item, order, cell, fields, n == len(cells)))
+                last = n == len(cells)
+                self._replies.append((item, order, cell, fields, last, resumed))
                 self._arrived.set()
 
     async def _write(self):
@@ -194,10 +197,14 @@ class _Runner:
     def _save(self, batch):
         """Store replies; a unit's last verdict and its annotation commit together, so a
         worker killed in between leaves that verdict unasked and a resumed run records both."""
-        verdicts = [
-            Verdict(run=self.run, item=item, question=cell, order=order, **fields)
-            for item, order, cell, fields, _ in batch
-        ]
+        verdicts, complete = [], []
+        for item, order, cell, fields, last, resumed in batch:
+            verdict = Verdict(run=self.run, item=item, question=cell, order=order, **fields)
+            verdicts.append(verdict)
+            if not resumed:
+                self._asked[item.pk, order].append(verdict)
+            if last:
+                complete.append((item, order, resumed))
         with transaction.atomic():
             Verdict.objects.bulk_create(
                 verdicts,
@@ -205,19 +212,21 @@ class _Runner:
                 unique_fields=["run", "item", "question", "order"],
                 update_fields=VERDICT_FIELDS,
             )
-            complete = [(item, order) for item, order, _, _, last in batch if last]
             if complete:
                 self._record_annotations(complete)
 
     def _record_annotations(self, units):
-        """Each complete unit's verdicts as the judge's label of the item in that order."""
-        items = {item.pk: item for item, _ in units}
+        """Each complete unit's verdicts as the judge's label of the item in that order: from
+        memory when the unit was asked whole in this execution, else from the database."""
+        resumed = {item.pk: item for item, _, was_resumed in units if was_resumed}
         answered = defaultdict(list)
-        for v in self.run.verdicts.filter(item_id__in=items, error=""):
+        for v in self.run.verdicts.filter(item_id__in=resumed, error="") if resumed else ():
             answered[v.item_id, v.order].append(v)
         labels = []
-        for item, order in units:
-            label = self._annotation(item, order, answered[item.pk, order])
+        for item, order, was_resumed in units:
+            asked_here = self._asked.pop((item.pk, order), [])
+            verdicts = answered[item.pk, order] if was_resumed else asked_here
+            label = self._annotation(item, order, verdicts)
             if label:
                 labels.append(label)
         if not labels:

@@ -68,7 +68,7 @@ REMEMBERED_BODIES = 1000
 class StubConfig:
     """How the stub behaves. Rates are shares of requests in [0, 1] and must sum to at most 1."""
 
-    latency: float = 0.0  # seconds before every reply, errors included
+    latency: float = 0.0  # seconds from a request's arrival to its reply, errors included
     error_rate: float = 0.0  # answered 429 or 500
     rate_limit_share: float = 0.5  # of those errors, the share that are 429 (the rest 500)
     retry_after: float = 1.0  # the 429's Retry-After header, seconds (fractions allowed)
@@ -138,6 +138,7 @@ class JudgeStub:
             self.in_flight -= 1
 
     async def _handle(self, scope, receive, send):
+        arrived = time.monotonic()
         path = scope["path"].rstrip("/")
         routes = {"/v1/chat/completions": "POST", "/v1/models": "GET"}
         if path not in routes:
@@ -167,7 +168,13 @@ class JudgeStub:
         self.bodies.append(body)
         outcome = self.outcome(digest, self.attempts[digest])
         self.outcomes[outcome] += 1
+        # The reply is made before the wait, so that it leaves `latency` after the request
+        # came, however long making it took: the stub's own work is not part of the latency.
+        reply = None
+        if outcome in ("ok", "no_verdict"):
+            reply = self.completion(body, digest, outcome == "no_verdict")
         delay = self.config.hang_seconds if outcome == "timeout" else self.config.latency
+        delay -= time.monotonic() - arrived
         if not await _wait_unless_disconnected(receive, delay, self._stopping):
             return  # the client gave up; nobody is left to answer
         if outcome == "rate_limit":
@@ -187,7 +194,7 @@ class JudgeStub:
             cut = b'{"id": "chatcmpl-stub", "object": "chat.completion", "choices": [{"index": 0'
             await _send(send, 200, cut)
         else:
-            await _send_json(send, 200, self.completion(body, digest, outcome == "no_verdict"))
+            await _send_json(send, 200, reply)
 
     def release_hangs(self):
         """Answer every hanging request now; callable from any thread. A server stops at once

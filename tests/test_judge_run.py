@@ -209,6 +209,30 @@ def test_it_resumes_after_a_killed_worker_without_duplicates(study, stub):
     assert JudgeRun.objects.get(pk=run.pk).status == JudgeRun.Status.DONE
 
 
+def test_a_resumed_unit_of_several_questions_is_labelled_with_all_its_verdicts(stub, write):
+    rubric = {
+        "name": "ticks",
+        "questions": [
+            {"key": "tick", "type": "checklist", "items": ["Polite?", "Short?", "True?"]}
+        ],
+    }
+    study = make_study(slug="ticks", rubric=rubric)
+    item = {"external_id": "q1", "prompt": "Say hi", "responses": [{"text": "hi"}, {"text": "yo"}]}
+    import_items(study, write("items.jsonl", json.dumps(item) + "\n"))
+    server = stub(yes_no_verdict="NO")
+    run = plan_run(study, judge_for(server), ["tick"])
+    # an earlier execution stored the first row's verdict, then stopped
+    first = study.items.get()
+    Verdict.objects.create(run=run, item=first, question="tick[0]", value="yes", confidence=0.7)
+
+    execute(run.pk)
+
+    assert server.stub.requests == 2  # only the rows without a verdict
+    label = Annotation.objects.get(rater__judge=run.judge, is_current=True)
+    assert label.answers == {"tick[0]": "yes", "tick[1]": "no", "tick[2]": "no"}
+    assert label.confidences["tick[0]"] == 0.7
+
+
 def test_the_api_key_is_sent_but_never_shown(study, stub, client, caplog, tmp_path):
     server = stub(api_key=SECRET)
     judge = judge_for(server, api_key=SECRET)
