@@ -152,8 +152,8 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Production safety: with DEBUG off, cookies only travel over HTTPS. Redirects and HSTS depend
 # on the proxy in front of Quorum, so they are the deployment's choice.
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# SECURE_COOKIES=0 only for plain-HTTP setups with DEBUG off: an intranet, a benchmark.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
 SECURE_PROXY_SSL_HEADER = (

@@ -38,6 +38,8 @@ print(json.dumps({"engine": db["ENGINE"], "name": str(db["NAME"]),
                   "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
                   "secret": settings.SECRET_KEY, "debug": settings.DEBUG,
                   "secure_cookies": settings.SESSION_COOKIE_SECURE,
+                  "csrf_secure": settings.CSRF_COOKIE_SECURE,
+                  "pool": db.get("OPTIONS", {}).get("pool"),
                   "hosts": settings.ALLOWED_HOSTS}))
 """
 
@@ -66,6 +68,24 @@ def test_it_takes_postgres_and_redis_from_the_environment(tmp_path):
     assert shown["broker"] == "redis://cache.example:6379/2"
     assert shown["layer"] == "channels_redis.core.RedisChannelLayer"
     assert shown["hosts"] == ["q.example", "x.y"]
+    assert shown["pool"]["max_size"] == 10  # each request runs in a thread of its own
+
+
+def test_it_pools_no_connections_when_told_or_when_it_keeps_them(tmp_path):
+    url = "postgres://u@db.example:5433/q"
+    assert (
+        json.loads(run_python(SHOW, tmp_path, DATABASE_URL=url, DB_POOL_SIZE="0").stdout)["pool"]
+        is None
+    )
+    kept = run_python(SHOW, tmp_path, DATABASE_URL=url, DB_CONN_MAX_AGE="60")
+    assert json.loads(kept.stdout)["pool"] is None
+
+
+def test_cookies_can_travel_over_plain_http_only_when_asked(tmp_path):
+    plain = json.loads(run_python(SHOW, tmp_path, SECURE_COOKIES="0").stdout)
+    assert (plain["debug"], plain["secure_cookies"], plain["csrf_secure"]) == (False, False, False)
+    dev = json.loads(run_python(SHOW, tmp_path, DEBUG="1").stdout)
+    assert (dev["secure_cookies"], dev["csrf_secure"]) == (False, False)
 
 
 def test_it_generates_a_secret_key_once_and_keeps_it_private(tmp_path):

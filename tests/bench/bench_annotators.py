@@ -32,11 +32,12 @@ A request that fails in transport (the server closed a kept-alive connection as 
 is sent again once, as a browser does; a submit is safe to repeat because of its submission id.
 The retries are counted in the report.
 
-The server runs with DEBUG=1: with DEBUG off, the session and CSRF cookies are Secure-only
-and an HTTP client does not send them back over plain HTTP (DEBUG changes the label view's
-time by under 1 ms). DB_CONN_MAX_AGE is 0 unless --conn-max-age says otherwise: under ASGI
-Django runs each request in a thread of its own, so a kept connection is never used again,
-and with 60 the server soon fails with "too many clients" from PostgreSQL.
+The server runs as in production (DEBUG=0, static files collected, Redis for the cache and the
+channel layer: BENCH_REDIS_URL, default the local server), except that SECURE_COOKIES=0 lets
+the session and CSRF cookies travel over plain HTTP. DB_CONN_MAX_AGE is 0 unless
+--conn-max-age says otherwise, so connections come from the server's pool (DB_POOL_SIZE):
+under ASGI Django runs each request in a thread of its own, so a kept connection is never
+used again, and with 60 the server soon fails with "too many clients" from PostgreSQL.
 
     .venv/bin/python tests/bench/bench_annotators.py                 # 200 annotators, 2,000 items
     .venv/bin/python tests/bench/bench_annotators.py --annotators 20 --items 200   # a quick check
@@ -116,8 +117,8 @@ def main():
         "--conn-max-age",
         type=int,
         default=0,
-        help="DB_CONN_MAX_AGE of the server (default 0: under ASGI each request runs in a thread "
-        "of its own, so kept connections are never reused and pile up)",
+        help="DB_CONN_MAX_AGE of the server (default 0: connections come from the pool; under "
+        "ASGI each request runs in a thread of its own, so kept connections pile up)",
     )
     parser.add_argument(
         "--think",
@@ -183,7 +184,9 @@ def server_env(server, db_name, work, conn_max_age):
     env.update(
         DATABASE_URL=database_url(server, db_name),
         DJANGO_SETTINGS_MODULE="quorum.settings",
-        DEBUG="1",
+        DEBUG="0",  # as in production; cookies over plain HTTP, though
+        SECURE_COOKIES="0",
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
         DB_CONN_MAX_AGE=str(conn_max_age),
         SECRET_KEY="bench-only",
         QUORUM_VAR_DIR=str(work / "var"),
@@ -441,7 +444,7 @@ def report(args, server, setup, run, checks):
     )
     print(
         f"PostgreSQL {setup['server_version']} on {host}, Python {sys.version.split()[0]}, "
-        f"{cores} CPUs; uvicorn --workers {args.server_workers}, DEBUG=1, "
+        f"{cores} CPUs; uvicorn --workers {args.server_workers}, DEBUG=0, Redis, "
         f"DB_CONN_MAX_AGE={args.conn_max_age}; think time: {think}"
     )
     print()
@@ -530,6 +533,7 @@ def run_phase(phase, n_items, path):
 
     if phase == "setup":
         call_command("migrate", verbosity=0)
+        call_command("collectstatic", verbosity=0, interactive=False)
         study = Study.objects.create_with_rubric(
             slug=SLUG,
             name="Annotator bench",
