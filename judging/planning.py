@@ -7,9 +7,9 @@ same way.
 from django.db import transaction
 from django.db.models import Avg
 
-from judging.models import JudgeRun, PromptTemplate, Verdict
+from judging.models import Verdict
 from judging.tasks import run_judge
-from judging.work import RunError, plan_run, request_messages
+from judging.work import plan_run, request_messages, unsaved_run
 
 # The usual rule of thumb for English text with GPT-style tokenizers, used until the judge has
 # replied to requests of ours and so told us how it counts.
@@ -33,17 +33,7 @@ def estimate(study, judge, questions=None, *, both_orders=False):
     prompts (CHARS_PER_TOKEN until there are some). Completion tokens: at most max_tokens per
     request; expected, the mean of the judge's earlier replies, when there are any.
     """
-    try:
-        keys = JudgeRun.check_questions(study, questions)
-    except ValueError as e:
-        raise RunError(str(e)) from None
-    run = JudgeRun(
-        study=study,
-        judge=judge,
-        questions=keys,
-        both_orders=both_orders,
-        templates=PromptTemplate.study_templates(study),
-    )
+    run = unsaved_run(study, judge, questions, both_orders=both_orders)
     rubric = study.rubric_version.parsed
     planned = chars = 0
     for item in study.items.order_by("position"):

@@ -42,13 +42,20 @@ class RunError(ValueError):
 
 
 def plan_run(study, judge, questions=None, *, both_orders=False):
-    """Create a queued run, checking the questions against the study's rubric; the run keeps
-    the study's prompt templates of this moment, so a resumed run asks the same."""
+    """Create a queued run (see `unsaved_run`)."""
+    run = unsaved_run(study, judge, questions, both_orders=both_orders)
+    run.save()
+    return run
+
+
+def unsaved_run(study, judge, questions=None, *, both_orders=False):
+    """The run asked for, not yet saved: its questions checked against the study's rubric,
+    and the study's prompt templates of this moment, so a resumed run asks the same."""
     try:
         keys = JudgeRun.check_questions(study, questions)
     except ValueError as e:
         raise RunError(str(e)) from None
-    return JudgeRun.objects.create(
+    return JudgeRun(
         study=study,
         judge=judge,
         questions=keys,
