@@ -6,10 +6,13 @@ Invariants, under any number of web processes:
 - no annotator is handed an item they labelled or skipped;
 - a submission is stored once, however often the client retries it.
 
-Handing out an item locks that item's row (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL;
-SQLite serialises writers) and counts its labels and reservations again under the lock, so
-two annotators can never both take the last place on an item. Expired reservations are
-deleted lazily, at the next request, so no scheduler is needed.
+Handing out an item locks that item's row (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL,
+in the same statement that picks it; SQLite serialises writers) and counts its labels and
+reservations again under the lock, so two annotators can never both take the last place on
+an item. An expired reservation keeps its place until it is deleted, which happens lazily,
+at a later request, outside any item's lock (a late answer to it may be holding its row), so
+no scheduler is needed: when its holder asks again, and when an annotator meets an item held
+only by expired reservations.
 """
 
 import random
@@ -17,8 +20,7 @@ import time
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from annotation import quality
@@ -43,89 +45,124 @@ def next_item(study, user):
     if study.status != Study.Status.OPEN or quality.is_paused(study, user):
         return None
     now = timezone.now()
+    held = _held(study, user, now)
+    if held:
+        return held
     qualifying = quality.is_qualifying(study, user)
-    with transaction.atomic():
-        held = (
-            Reservation.objects.filter(item__study=study, user=user, expires_at__gt=now)
-            .select_related("item")
-            .first()
-        )
-        if held:
-            return held
-        Reservation.objects.filter(item__study=study, expires_at__lte=now).delete()
-        gold_first = qualifying or (study.gold_rate > 0 and random.random() < study.gold_rate)
-        kinds = (True,) if qualifying else (gold_first, not gold_first)
-        deadline = time.monotonic() + LOCKED_RETRY_SECONDS
-        while True:
-            busy = False
-            for gold in kinds:
-                reservation, locked = _reserve_one(study, user, now, gold=gold)
-                if reservation:
-                    return reservation
-                busy = busy or locked
-            # Items that others were reserving at this instant may still have room: look
-            # again rather than tell the annotator that nothing is left.
-            if not busy or time.monotonic() > deadline:
-                return None
+    gold_first = qualifying or (study.gold_rate > 0 and random.random() < study.gold_rate)
+    kinds = (True,) if qualifying else (gold_first, not gold_first)
+    deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+    while True:
+        busy = stale = False
+        for gold in kinds:
+            with transaction.atomic():
+                reservation, locked, expired = _reserve_one(study, user, now, gold=gold)
+            if reservation:
+                return reservation
+            busy, stale = busy or locked, stale or expired
+        if stale:
+            # Places held only by expired reservations: free them, then look again.
+            Reservation.objects.filter(item__study=study, expires_at__lte=now).delete()
+        # Items that others were reserving at this instant may still have room: look
+        # again rather than tell the annotator that nothing is left.
+        elif not busy:
+            return None
+        if time.monotonic() > deadline:
+            return None
+        if busy:
             time.sleep(0.005)
 
 
+def _held(study, user, now):
+    """The user's live reservation in the study, if any; their expired ones are let go."""
+    mine = Reservation.objects.filter(item__study=study, user=user)
+    held = mine.select_related("item", "rubric_version").order_by("-expires_at").first()
+    if held is None or held.expires_at > now:
+        return held
+    mine.filter(expires_at__lte=now).delete()
+    return None
+
+
 def _reserve_one(study, user, now, *, gold):
-    """(a new reservation or None, whether some candidate was locked by someone else)."""
-    candidates = _candidates(study, user, now, gold=gold).values_list("pk", flat=True)
-    locked_by_others = False
-    for pk in candidates[:CANDIDATES]:
-        locked = Item.objects.filter(pk=pk)
-        if connection.features.has_select_for_update_skip_locked:
-            locked = locked.select_for_update(skip_locked=True)
-        item = locked.first()
+    """(a new reservation or None, whether a candidate was locked by someone else, whether
+    one was full only because of expired reservations)."""
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    tried, expired_seen = [], False
+    for _ in range(CANDIDATES):
+        item = _candidate(study, user, now, gold=gold, tried=tried, lock=skip_locked)
         if item is None:
-            locked_by_others = True  # another annotator holds this item's lock right now
-            continue
-        if not gold and _taken(item, now) >= study.overlap:
-            continue
-        return Reservation.objects.create(
-            item=item,
-            user=user,
-            rubric_version=study.rubric_version,
-            order=_order(study, item),
-            expires_at=now + timedelta(minutes=study.reservation_minutes),
-        ), False
-    return None, locked_by_others
+            # Rows others hold are invisible to a locking read: look without locking.
+            locked = skip_locked and _candidate(study, user, now, gold=gold, tried=tried)
+            return None, bool(locked), expired_seen
+        labels, live, expired = _places(item, now)
+        if gold or labels + live + expired < study.overlap:
+            reservation = Reservation.objects.create(
+                item=item,
+                user=user,
+                rubric_version=study.rubric_version,
+                order=_order(study, item),
+                expires_at=now + timedelta(minutes=study.reservation_minutes),
+            )
+            return reservation, False, expired_seen
+        expired_seen = expired_seen or labels + live < study.overlap
+        tried.append(item.pk)
+    return None, False, expired_seen
 
 
-def _candidates(study, user, now, *, gold):
-    """Items the user may take, fullest first, by the items' label counters; the exact
-    count is taken again under the item's lock."""
-    items = (
-        Item.objects.filter(study=study, is_gold=gold, routed_at__isnull=True)
-        .exclude(annotations__rater__user=user)
-        .exclude(skips__user=user)
-        .exclude(reservations__user=user)
-    )
-    if gold:
-        return items.order_by("position")
-    held = (
-        Reservation.objects.filter(item=OuterRef("pk"), expires_at__gt=now)
-        .order_by()
-        .values("item")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return (
-        items.filter(human_labels__lt=study.overlap)
-        .annotate(held=Coalesce(Subquery(held), 0))
-        .filter(human_labels__lt=study.overlap - F("held"))
-        .order_by("-human_labels", "position")
-    )
+# The hot path's statements are written out: the ORM took longer to build them than the
+# database to run them. Tables are the models' (app_model).
+CANDIDATE_SQL = """
+SELECT i.* FROM annotation_item i
+WHERE i.study_id = %s AND i.is_gold = %s AND i.routed_at IS NULL
+    AND NOT EXISTS (SELECT 1 FROM annotation_annotation a
+        JOIN annotation_rater r ON r.id = a.rater_id WHERE a.item_id = i.id AND r.user_id = %s)
+    AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.item_id = i.id AND s.user_id = %s)
+    AND NOT EXISTS (SELECT 1 FROM annotation_reservation v
+        WHERE v.item_id = i.id AND v.user_id = %s)
+"""
+# A regular item with room by its label counter and the live reservations on it.
+ROOM_SQL = """
+    AND i.human_labels + (SELECT COUNT(*) FROM annotation_reservation v
+        WHERE v.item_id = i.id AND v.expires_at > %s) < %s
+"""
+PLACES_SQL = """
+SELECT
+    (SELECT COUNT(*) FROM annotation_annotation a
+        JOIN annotation_rater r ON r.id = a.rater_id
+        WHERE a.item_id = %s AND a.is_current AND r.kind = %s),
+    (SELECT COUNT(*) FROM annotation_reservation WHERE item_id = %s AND expires_at > %s),
+    (SELECT COUNT(*) FROM annotation_reservation WHERE item_id = %s AND expires_at <= %s)
+"""
 
 
-def _taken(item, now):
-    """Labels plus live reservations of a locked item; its label counter is set right."""
-    labels = item.annotations.current().filter(rater__kind=Rater.Kind.HUMAN).count()
+def _candidate(study, user, now, *, gold, tried, lock=False):
+    """The first item the user may take, fullest first by the items' label counters (the
+    exact count is taken again under the item's lock), not one of `tried`; with `lock`,
+    locked for this transaction, passing over items others are locking at this instant."""
+    sql, params = CANDIDATE_SQL, [study.pk, gold, user.pk, user.pk, user.pk]
+    if not gold:
+        sql += ROOM_SQL
+        params += [connection.ops.adapt_datetimefield_value(now), study.overlap]
+    if tried:
+        sql += f" AND i.id NOT IN ({', '.join(['%s'] * len(tried))})"
+        params += tried
+    sql += " ORDER BY i.position" if gold else " ORDER BY i.human_labels DESC, i.position"
+    sql += " LIMIT 1"
+    if lock:
+        sql += " FOR UPDATE SKIP LOCKED"
+    return next(iter(Item.objects.raw(sql, params)), None)
+
+
+def _places(item, now):
+    """(current human labels, live reservations, expired reservations) of a locked item; its
+    label counter is set right on the way."""
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(PLACES_SQL, [item.pk, Rater.Kind.HUMAN.value, item.pk, at, item.pk, at])
+        labels, live, expired = cursor.fetchone()
     if labels != item.human_labels:
         Item.objects.filter(pk=item.pk).update(human_labels=labels)
-    return labels + item.reservations.filter(expires_at__gt=now).count()
+    return labels, live, expired
 
 
 def _order(study, item):

@@ -175,8 +175,16 @@ class Study(models.Model):
             return None
         if user.is_superuser:
             return StudyMembership.Role.ADMIN
-        membership = self.memberships.filter(user=user).first()
+        membership = self.membership_of(user)
         return membership.role if membership else None
+
+    def membership_of(self, user):
+        """The user's membership of the study, or None; read once per Study object (a
+        request's), since the role check and the pause check both need it."""
+        known = self.__dict__.setdefault("_memberships", {})
+        if user.pk not in known:
+            known[user.pk] = self.memberships.filter(user=user).first()
+        return known[user.pk]
 
 
 class Rubric(models.Model):

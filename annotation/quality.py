@@ -62,14 +62,17 @@ def review_after_label(study, user, annotation):
         and right / answered < study.gold_pause_below
     ):
         reason = f"gold accuracy {right / answered:.0%} below {study.gold_pause_below:.0%}"
-    if reason:
-        StudyMembership.objects.filter(study=study, user=user, paused_at=None).update(
-            paused_at=timezone.now(), paused_reason=reason
+    membership = study.membership_of(user)
+    if reason and membership and membership.paused_at is None:
+        membership.paused_at, membership.paused_reason = timezone.now(), reason
+        StudyMembership.objects.filter(pk=membership.pk, paused_at=None).update(
+            paused_at=membership.paused_at, paused_reason=reason
         )
 
 
 def is_paused(study, user):
-    return StudyMembership.objects.filter(study=study, user=user, paused_at__isnull=False).exists()
+    membership = study.membership_of(user)
+    return bool(membership and membership.paused_at)
 
 
 @dataclass

@@ -188,9 +188,7 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    CACHES = {"default": {"BACKEND": "quorum.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # Embedded broker: a real `celery worker` process polls a folder under var/.
     CELERY_QUEUE_DIR = VAR_DIR / "celery"

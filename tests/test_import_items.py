@@ -8,6 +8,7 @@ import sys
 import pytest
 from conftest import REPO, make_study, subprocess_env
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from annotation.imports import BATCH_SIZE, MAX_ERRORS, ImportFailed, import_items
 from annotation.models import Item
@@ -614,3 +615,17 @@ def test_it_refuses_a_nul_character_with_a_file_line_error(seeded, write):
 
     assert errors[0].startswith(f"{path}:2: ")
     assert snapshot(seeded) == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="planner statistics are PostgreSQL's")
+def test_it_tells_the_planner_how_many_items_there_are_now(
+    study, write, django_capture_on_commit_callbacks
+):
+    """Until autovacuum's next round the planner would take the new rows for a handful."""
+    with django_capture_on_commit_callbacks(execute=True):
+        import_items(study, write("many.jsonl", jsonl(*(item(n) for n in range(1, 501)))))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'annotation_item'")
+        (rows,) = cursor.fetchone()
+    assert rows == 500
