@@ -17,7 +17,7 @@ def get_study_for(request, slug, role):
     A 404 rather than a 403, so that a study's existence is not revealed to outsiders.
     """
     try:
-        study = Study.objects.select_related("rubric").get(slug=slug)
+        study = Study.objects.get_for(slug, request.user)
     except Study.DoesNotExist:
         raise Http404("No such study") from None
     if not has_role(study, request.user, role):

@@ -27,6 +27,20 @@ class StudyQuerySet(models.QuerySet):
             return self
         return self.filter(memberships__user=user)
 
+    def get_for(self, slug, user):
+        """The study, with its rubric and the user's membership read in the same query for
+        a member (see Study.membership_of); DoesNotExist when there is no such study."""
+        if user.is_authenticated:
+            membership = (
+                StudyMembership.objects.select_related("study__rubric")
+                .filter(study__slug=slug, user=user)
+                .first()
+            )
+            if membership:
+                membership.study.__dict__["_memberships"] = {user.pk: membership}
+                return membership.study
+        return self.select_related("rubric").get(slug=slug)
+
     def create_with_rubric(self, *, slug, name, rubric, **fields):
         """Create a study with a new rubric from its JSON definition (both validated first)."""
         Study(slug=slug).clean_fields(
