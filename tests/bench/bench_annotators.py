@@ -111,7 +111,12 @@ def main():
         help="items in the study (default BENCH_ITEMS_LABEL or 2,000)",
     )
     parser.add_argument(
-        "--server-workers", type=int, default=2, help="uvicorn worker processes (default 2)"
+        "--server-workers",
+        type=int,
+        default=4,
+        help="uvicorn worker processes (default 4, as the README's Procfile: a process runs "
+        "Django's sync views one at a time, so two per core overlap one's waits on PostgreSQL "
+        "with another's work)",
     )
     parser.add_argument(
         "--conn-max-age",
