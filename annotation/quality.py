@@ -62,8 +62,10 @@ def review_after_label(study, user, annotation):
         and right / answered < study.gold_pause_below
     ):
         reason = f"gold accuracy {right / answered:.0%} below {study.gold_pause_below:.0%}"
+    if not reason:
+        return
     membership = study.membership_of(user)
-    if reason and membership and membership.paused_at is None:
+    if membership and membership.paused_at is None:
         membership.paused_at, membership.paused_reason = timezone.now(), reason
         StudyMembership.objects.filter(pk=membership.pk, paused_at=None).update(
             paused_at=membership.paused_at, paused_reason=reason
