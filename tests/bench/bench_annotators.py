@@ -115,8 +115,8 @@ def main():
         type=int,
         default=4,
         help="uvicorn worker processes (default 4, as the README's Procfile: a process runs "
-        "Django's sync views one at a time, so two per core overlap one's waits on PostgreSQL "
-        "with another's work)",
+        "Python on one core at a time, so two per core keep both busy while some requests "
+        "wait on PostgreSQL)",
     )
     parser.add_argument(
         "--conn-max-age",
