@@ -322,7 +322,12 @@ def test_a_likert_rating_reads_exactly_when_on_the_scale(scale, rating):
     assert parsed.value == (str(rating) if 1 <= rating <= scale else INVALID)
 
 
-@given(st.lists(st.sampled_from(CODES), min_size=1), st.sampled_from(["; ", ";", " ;  "]))
+# Each code up to three times: the answer stays within the 300 characters a [[...]] marker
+# may hold (a longer one is no verdict, by design).
+@given(
+    st.lists(st.sampled_from(CODES), min_size=1, max_size=3 * len(CODES)),
+    st.sampled_from(["; ", ";", " ;  "]),
+)
 def test_chosen_codes_come_back_once_each_in_rubric_order(chosen, separator):
     parsed = parse_reply(
         "categorical", f"[[{separator.join(chosen)}]]", choices=CODES, multiple=True
