@@ -1,11 +1,17 @@
 """ASGI entry point: Django for HTTP, Channels for the live-update websockets."""
 
 import os
+from importlib import import_module
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
 django_asgi_app = get_asgi_application()
+
+# Import the URLconf, and with it every view and what they use (pandas and matplotlib among
+# them: most of a second), while the worker starts, not in its first requests.
+import_module(settings.ROOT_URLCONF)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

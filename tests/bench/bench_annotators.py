@@ -218,7 +218,7 @@ def free_port():
 
 
 class Server:
-    """uvicorn in a subprocess, up once it accepts connections, stopped on the way out."""
+    """uvicorn in a subprocess, up once every worker has started, stopped on the way out."""
 
     def __init__(self, env, port, workers, log_path):
         self.cmd = [
@@ -234,9 +234,9 @@ class Server:
             str(KEEP_ALIVE_SECONDS),
             "--no-access-log",
             "--log-level",
-            "warning",
+            "info",  # for each worker's "Application startup complete."
         ]
-        self.env, self.port, self.log_path = env, port, log_path
+        self.env, self.port, self.workers, self.log_path = env, port, workers, log_path
 
     def __enter__(self):
         self.log = open(self.log_path, "wb")  # closed in __exit__
@@ -247,12 +247,13 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.fail(f"uvicorn exited with status {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        self.fail(f"uvicorn did not listen within {SERVER_START_TIMEOUT} s")
+            # The port is open before the workers have loaded the app: wait for them all,
+            # as a load balancer waits for a new server to be ready.
+            started = self.log_path.read_bytes().count(b"Application startup complete.")
+            if started >= self.workers:
+                return self
+            time.sleep(0.2)
+        self.fail(f"uvicorn's {self.workers} workers did not start within {SERVER_START_TIMEOUT} s")
 
     def __exit__(self, *exc):
         self.proc.terminate()
