@@ -7,14 +7,16 @@ violation of the assignment engine's invariants.
 
 The run creates a throwaway PostgreSQL database (BENCH_DATABASE_URL, default the local server
 as user postgres), migrates it, opens a study and imports the items, then starts uvicorn on a
-free loopback port against it. Each annotator is an asyncio task with its own HTTP client
-(its own cookies) that does what the labelling page does: it opens the study's join link,
-GETs the label page (timed: this is the next-item request), reads the form from the HTML,
-POSTs a random answer with the page's submission id and CSRF token (timed apart), and goes
-round again until it is sent to the done page. Every submission the server acknowledged (a
-redirect back to the label page) is recorded; afterwards the database is checked for an item
-with more than `overlap` current human labels, an annotator with two labels on one item, an
-acknowledged submission that was not stored, and items left short of their labels.
+free loopback port against it and waits until every worker has loaded the app (as a load
+balancer waits for a new server to report ready). Each annotator is an asyncio task with its
+own HTTP client (its own cookies) that does what the labelling page does: it opens the
+study's join link, GETs the label page (timed: this is the next-item request), reads the
+form from the HTML, POSTs a random answer with the page's submission id and CSRF token (timed
+apart), and goes round again until it is sent to the done page. Every submission the server
+acknowledged (a redirect back to the label page) is recorded; afterwards the database is
+checked for an item with more than `overlap` current human labels, an annotator with two
+labels on one item, an acknowledged submission that was not stored, and items left short of
+their labels.
 
 Latency is printed with PASS/MISS beside its target and does not change the exit status;
 errors (an unexpected HTTP reply) and violations do.
