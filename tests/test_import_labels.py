@@ -9,6 +9,7 @@ from conftest import make_study, make_user
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
+from annotation import imports
 from annotation.exports import write_labels_csv
 from annotation.imports import LABEL_COLUMNS, ImportFailed, import_items, import_labels
 from annotation.models import Annotation, Rater, StudyMembership
@@ -155,6 +156,36 @@ def test_it_imports_one_label_per_item_rater_and_order(rich, write):
     assert current(rich, "q1", "gpt-4o", "BA").answers == {"pref": "B"}
     assert current(rich, "q1", "gpt-4o", "BA").confidences == {"pref": 0.6}
     assert current(rich, "q2", "bob").answers == {"pref": "tie"}
+
+
+@pytest.fixture
+def one_row_batches(monkeypatch):
+    """Every row in a batch of its own: what a file far longer than a batch goes through."""
+    monkeypatch.setattr(imports, "BATCH_SIZE", 1)
+
+
+def test_it_gathers_a_labels_rows_from_anywhere_in_the_file(rich, write, one_row_batches):
+    path = write(
+        "labels.csv",
+        labels(
+            ("q1", "bob", "human", "pref", "B"),
+            ("q2", "amy", "human", "pref", "A"),
+            ("q1", "amy", "human", "quality", "2"),
+            ("q2", "amy", "human", "quality", "5"),
+            ("q1", "bob", "human", "quality", "4", "", "0.5"),
+            ("q1", "bob", "human", "why", "short", "", "", "kept for later"),
+        ),
+    )
+
+    result = import_labels(rich, path)
+
+    assert (result.created, result.updated) == (3, 0)
+    bob_q1 = current(rich, "q1", "bob")
+    assert bob_q1.answers == {"pref": "B", "quality": 4, "why": "short"}
+    assert bob_q1.confidences == {"quality": 0.5}
+    assert bob_q1.rationales == {"why": "kept for later"}
+    assert current(rich, "q1", "amy").answers == {"quality": 2}
+    assert current(rich, "q2", "amy").answers == {"pref": "A", "quality": 5}
 
 
 def test_it_counts_each_items_human_labels_for_the_assignment_engine(rich, write):
@@ -308,6 +339,22 @@ def test_it_refuses_to_label_again_without_update(labelled, write):
     assert not User.objects.filter(username="zed").exists()
 
 
+def test_a_label_given_before_undoes_the_batches_written_ahead_of_it(
+    labelled, write, one_row_batches
+):
+    # Labels are written by item, kind and rater: amy's new label goes in before bob's.
+    path = write(
+        "again.csv",
+        labels(("q1", "bob", "human", "pref", "B"), ("q1", "amy", "human", "pref", "A")),
+    )
+
+    assert_refused(
+        labelled,
+        path,
+        f"{path}:2: \"item\" 'bob' already labelled this item (use --update to replace the label)",
+    )
+
+
 def test_it_names_the_order_of_a_pairwise_label_given_before(labelled, write):
     path = write("again.csv", labels(("q1", "gpt-4o", "llm", "pref", "tie", "BA")))
 
@@ -428,6 +475,21 @@ def test_it_refuses_a_row_given_twice_naming_both_lines(rich, write):
             ("q1", "bob", "human", "pref", "A"),
             ("q1", "bob", "human", "why", "short"),
             ("q1", "bob", "human", "pref", "B"),
+        ),
+    )
+
+    assert_refused(
+        rich, path, f"{path}:4: \"question\" 'pref' of 'q1' by 'bob' is already on line 2"
+    )
+
+
+def test_it_finds_a_row_given_twice_in_another_batch(rich, write, one_row_batches):
+    path = write(
+        "labels.csv",
+        labels(
+            ("q1", "bob", "human", "pref", "A"),
+            ("q2", "bob", "human", "pref", "A"),
+            ("q1", "bob", "human", "pref", "A"),
         ),
     )
 
