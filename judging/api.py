@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from judging import planning, prompts, work
 from judging.access import get_study_for_judges
-from judging.models import Judge, JudgeRun, PromptTemplate
+from judging.models import NAME_CLASH, Judge, JudgeRun, PromptTemplate
 
 
 class Conflict(APIException):
@@ -63,6 +63,11 @@ class JudgeSerializer(serializers.ModelSerializer):
 
     def get_has_api_key(self, judge) -> bool:
         return bool(judge.api_key)
+
+    def validate_name(self, name):
+        if self.instance is not None and self.instance.name_clashes(name):
+            raise serializers.ValidationError(NAME_CLASH)
+        return name
 
 
 class ProgressSerializer(serializers.Serializer):

@@ -3,10 +3,23 @@ import os
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Func, IntegerField, Q, Sum
 
 from annotation.models import Item, Rater, Study
 from judging import prompts
+
+
+class JSONArrayLength(Func):
+    """The length of a JSON array column."""
+
+    function = "JSON_ARRAY_LENGTH"  # SQLite's
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="JSONB_ARRAY_LENGTH", **extra)
+
+
+NAME_CLASH = "another LLM rater has labels under this name"
 
 
 class Judge(models.Model):
@@ -47,11 +60,24 @@ class Judge(models.Model):
     def save(self, *args, **kwargs):
         if self.rater_id is None:
             self.rater, _ = Rater.objects.get_or_create(kind=Rater.Kind.LLM, name=self.name)
-        # Calibration reads the family from the rater (it does not import judging).
-        if self.rater.family != self.family:
-            self.rater.family = self.family
-            self.rater.save(update_fields=["family"])
+        # Its labels go by its name (exports, reports), and calibration reads the family from
+        # the rater (it does not import judging).
+        changed = [f for f in ("name", "family") if getattr(self.rater, f) != getattr(self, f)]
+        for f in changed:
+            setattr(self.rater, f, getattr(self, f))
+        if changed:
+            self.rater.save(update_fields=changed)
         super().save(*args, **kwargs)
+
+    def clean(self):
+        if self.name_clashes(self.name):
+            raise ValidationError({"name": NAME_CLASH})
+
+    def name_clashes(self, name):
+        """Whether `name` is another LLM rater's (one of imported labels): renamed so, the
+        judge's labels would mix with that rater's. A new judge of such a name labels as it."""
+        others = Rater.objects.filter(kind=Rater.Kind.LLM, name=name).exclude(pk=self.rater_id)
+        return self.rater_id is not None and others.exists()
 
     def secret(self):
         """The API key to send, from the database or the named environment variable."""
@@ -144,8 +170,17 @@ class JudgeRun(models.Model):
         }
 
     def planned_requests(self):
+        """Requests of the whole run, counted per kind of item (its checklist and how many
+        responses it has), as the database groups them: no item's text is read."""
+        kinds = (
+            self.study.items.order_by()
+            .values("checklist", n_responses=JSONArrayLength("responses"))
+            .annotate(items=Count("pk"))
+        )
         return sum(
-            len(cells) for item in self.study.items.all() for _, cells in self.requests_for(item)
+            kind["items"] * len(cells)
+            for kind in kinds
+            for _, cells in self._requests(kind["checklist"], kind["n_responses"])
         )
 
     def requests_for(self, item):
@@ -154,10 +189,13 @@ class JudgeRun(models.Model):
         Pairwise questions are asked in each order of the run; the others once, about the
         item's first response, with no order.
         """
+        return self._requests(item.checklist, len(item.responses))
+
+    def _requests(self, checklist, responses):
         rubric = self.study.rubric_version.parsed
         pairwise = {q.key for q in rubric.questions if q.type == "pairwise"}
-        cells = list(rubric.cells(item.checklist, keys=self.questions))
-        paired = [c for c in cells if c in pairwise and len(item.responses) == 2]
+        cells = list(rubric.cells(checklist, keys=self.questions))
+        paired = [c for c in cells if c in pairwise and responses == 2]
         single = [c for c in cells if c not in paired]
         asks = [(order, paired) for order in self.orders if paired]
         return [*asks, ("", single)] if single else asks

@@ -6,13 +6,14 @@ from decimal import Decimal
 import pytest
 from conftest import PAIRWISE_RUBRIC, make_study, make_user
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from judge_stub import JudgeStub, StubConfig, running_stub
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation.models import Item, StudyMembership
+from annotation.models import Item, Rater, StudyMembership
 from judging import prompts
-from judging.models import Judge, JudgeRun, PromptTemplate, Verdict
+from judging.models import NAME_CLASH, Judge, JudgeRun, PromptTemplate, Verdict
 from judging.work import execute, plan_run
 from quorum.celery import app as celery_app
 
@@ -171,6 +172,24 @@ def test_a_judge_with_runs_is_not_deleted(study, judge, staff):
     assert Judge.objects.filter(pk=judge.pk).exists()
 
 
+def test_a_renamed_judge_labels_under_its_new_name(judge, staff):
+    Rater.objects.create(kind=Rater.Kind.LLM, name="imported-llm")  # labels of a label file
+    client = api_for(staff)
+    url = f"/api/judges/{judge.pk}/"
+
+    renamed = client.patch(url, {"name": "stub-v2"}, format="json")
+    clash = client.patch(url, {"name": "imported-llm"}, format="json")
+
+    assert renamed.status_code == 200
+    assert Rater.objects.get(pk=judge.rater_id).name == "stub-v2"
+    assert (clash.status_code, clash.json()) == (400, {"name": [NAME_CLASH]})
+    judge.refresh_from_db()
+    assert judge.name == "stub-v2"
+    judge.name = "imported-llm"
+    with pytest.raises(ValidationError, match="another LLM rater"):
+        judge.full_clean()  # what the admin's form runs
+
+
 # Who may see and start runs
 
 
@@ -303,6 +322,39 @@ def test_cancelling_a_queued_run_stops_it_before_any_request(study, judge, dan):
     other = make_study(slug="other")
     assert client.post(f"/api/studies/other/judge-runs/{run.pk}/cancel/").status_code == 404
     assert other.judge_runs.count() == 0
+
+
+def test_the_plan_counts_each_items_checklist_and_responses(judge):
+    study = make_study(
+        slug="mixed",
+        rubric={
+            "name": "Pairwise, per-item checklist, rating",
+            "questions": [
+                *PAIRWISE_RUBRIC["questions"],
+                {"key": "tick", "type": "checklist", "items": "per_item"},
+                {"key": "fluency", "type": "likert", "scale": 5},
+            ],
+        },
+    )
+    two = [{"key": "A", "text": "a"}, {"key": "B", "text": "b"}]
+    three = [*two, {"key": "C", "text": "c"}]
+    shapes = [(two, ["x", "y"]), (two, ["x"]), (three, ["x", "y"]), (two, ["x", "y"])]
+    for i, (responses, checklist) in enumerate(shapes):
+        Item.objects.create(
+            study=study,
+            external_id=f"q{i}",
+            position=i,
+            prompt="p",
+            responses=responses,
+            checklist=checklist,
+        )
+
+    run = plan_run(study, judge, None, both_orders=True)
+
+    # A pair: its pairwise question in both orders; three responses: asked once, no order;
+    # then a request per checklist row and one for the rating.
+    assert run.planned_requests() == (2 + 2 + 1) + (2 + 1 + 1) + (1 + 2 + 1) + (2 + 2 + 1)
+    assert run.progress()["remaining"] == 18
 
 
 # Estimates
