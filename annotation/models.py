@@ -3,6 +3,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
@@ -152,11 +153,24 @@ class Study(models.Model):
         )
 
     def participant(self, worker_id):
-        """The user behind a crowd worker id: made on the first visit, the same ever after."""
+        """The user behind a crowd worker id: made on the first visit, the same ever after.
+
+        Only a password-less annotator made this way enters by the link: a worker id set on
+        anyone else (by hand, in the admin) must not open their account to every holder of
+        the study's token.
+        """
         for _ in range(3):
             membership = self.memberships.filter(worker_id=worker_id).select_related("user")
             if membership := membership.first():
-                return membership.user
+                user = membership.user
+                if (
+                    membership.role != StudyMembership.Role.ANNOTATOR
+                    or user.is_staff
+                    or user.is_superuser
+                    or user.has_usable_password()
+                ):
+                    raise PermissionDenied("This worker id belongs to an account with a login.")
+                return user
             try:
                 with transaction.atomic():
                     return self._new_participant(worker_id)
@@ -352,6 +366,10 @@ class StudyMembership(models.Model):
 
     def __str__(self):
         return f"{self.user} ({self.role}) in {self.study}"
+
+    def clean(self):
+        if self.worker_id and self.role != self.Role.ANNOTATOR:
+            raise ValidationError({"worker_id": "Only annotators join by a worker id."})
 
 
 class Rater(models.Model):

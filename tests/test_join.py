@@ -2,6 +2,7 @@
 
 import pytest
 from conftest import make_study, make_user
+from django.core.exceptions import ValidationError
 
 from annotation.models import Study, StudyMembership
 
@@ -47,6 +48,37 @@ def test_a_worker_whose_name_is_taken_gets_an_account_of_their_own(client, crowd
     participant = StudyMembership.objects.get(study=crowd, worker_id="5f3a").user
     assert participant != staff and participant.username == "5f3a@crowd~2"
     assert int(client.session["_auth_user_id"]) == participant.pk
+
+
+@pytest.mark.parametrize(
+    "role, staff, password",
+    [
+        (StudyMembership.Role.ADMIN, False, None),
+        (StudyMembership.Role.ANNOTATOR, True, None),
+        (StudyMembership.Role.ANNOTATOR, False, "pw-for-tests-only"),
+    ],
+)
+def test_a_worker_id_set_on_an_account_with_a_login_does_not_open_it(
+    client, crowd, role, staff, password
+):
+    member = make_user("dana", role, crowd, password=password)
+    member.is_staff = staff
+    member.save()
+    StudyMembership.objects.filter(user=member).update(worker_id="5f3a")  # as the admin could
+
+    reply = join(client, crowd, "5f3a")
+
+    assert reply.status_code == 403
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_admin_keeps_worker_ids_to_annotators(crowd):
+    member = make_user("dana", StudyMembership.Role.RESEARCHER, crowd)
+    membership = StudyMembership.objects.get(user=member)
+    membership.worker_id = "5f3a"
+
+    with pytest.raises(ValidationError, match="Only annotators"):
+        membership.full_clean()
 
 
 @pytest.mark.parametrize("token", ["", "wrong"])
