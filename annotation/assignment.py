@@ -73,6 +73,17 @@ def next_item(study, user):
             time.sleep(0.005)
 
 
+def has_work(study, user):
+    """Whether the study has an item the user could be handed now (nothing is reserved)."""
+    if study.status != Study.Status.OPEN or quality.is_paused(study, user):
+        return False
+    now = timezone.now()
+    if _held(study, user, now):
+        return True
+    kinds = (True,) if quality.is_qualifying(study, user) else (True, False)
+    return any(_candidate(study, user, now, gold=gold, tried=[]) for gold in kinds)
+
+
 def _held(study, user, now):
     """The user's live reservation in the study, if any; their expired ones are let go."""
     mine = Reservation.objects.filter(item__study=study, user=user)
@@ -179,7 +190,9 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None):
     Answers are checked against the rubric version the item was reserved with. Answering an
     item labelled before revises it: the earlier label stays as history.
     """
-    done = Annotation.objects.filter(submission_id=submission_id).first()
+    done = Annotation.objects.filter(
+        submission_id=submission_id, item=item, rater__user=user
+    ).first()
     if done:
         return done
     if study.status != Study.Status.OPEN:
@@ -219,8 +232,14 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None):
                 if previous is None:
                     Item.objects.filter(pk=item.pk).update(human_labels=F("human_labels") + 1)
         except IntegrityError:
-            # The same submission arrived twice at once: the other request stored it.
-            annotation = Annotation.objects.get(submission_id=submission_id)
+            # The same submission arrived twice at once, and the other request stored it; or
+            # another page of the same item (a second tab) was answered at this instant.
+            annotation = Annotation.objects.filter(submission_id=submission_id).first()
+            if annotation is None:
+                raise InvalidSubmission(
+                    "this item was answered in another window at the same moment; "
+                    "open it again to change that answer"
+                ) from None
         if reservation:
             reservation.delete()
         quality.review_after_label(study, user, annotation)

@@ -8,7 +8,7 @@ question that asks for one; it grades the response chosen, so it needs no such m
 
 import uuid
 
-from annotation.models import Annotation
+from annotation.models import Annotation, Study
 from annotation.rubrics import MULTI_SEPARATOR, STRENGTH_SUFFIX, TIE, UNABLE
 
 FIELD_PREFIX = "q:"
@@ -30,11 +30,15 @@ class LabellingPage:
     def context(self):
         shown = self.shown_responses()
         labelled = Annotation.objects.of_study(self.study).current().filter(rater__user=self.user)
+        # The item labelled before this one: from a revised item, the one before it, so that
+        # going back walks through them all.
+        earlier = labelled.exclude(item=self.item)
+        if self.revising:
+            mine = labelled.filter(item=self.item).values_list("submitted_at", flat=True)
+            if since := mine.first():
+                earlier = earlier.filter(submitted_at__lt=since)
         previous = (
-            labelled.exclude(item=self.item)
-            .order_by("-submitted_at")
-            .values_list("item__external_id", flat=True)
-            .first()
+            earlier.order_by("-submitted_at").values_list("item__external_id", flat=True).first()
         )
         return {
             "study": self.study,
@@ -48,6 +52,7 @@ class LabellingPage:
             "total": self.study.items.count(),
             "previous": previous,
             "revising": self.revising,
+            "read_only": self.study.status != Study.Status.OPEN,
             "error": self.error,
         }
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("studies/<slug:slug>/", views.study, name="study"),
     path("s/<slug:slug>/join", views.join, name="join"),
     path("s/<slug:slug>/label/", views.label, name="label"),
-    path("s/<slug:slug>/label/<str:external_id>/", views.revise, name="revise"),
+    # An item id may hold any character, "/" too.
+    path("s/<slug:slug>/label/<path:external_id>/", views.revise, name="revise"),
     path("s/<slug:slug>/done/", views.done, name="done"),
 ]

@@ -9,16 +9,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare
 
 from annotation import quality
-from annotation.access import get_study_for
-from annotation.assignment import InvalidSubmission, next_item, skip, submit
+from annotation.access import get_study_for, has_role
+from annotation.assignment import InvalidSubmission, has_work, next_item, skip, submit
 from annotation.labelling import LabellingPage
 from annotation.models import Annotation, Study, StudyMembership
 
 
 @login_required
 def studies(request):
+    """The user's studies, each linked to the dashboard for its researchers and admins, and
+    to the labelling page for its annotators and experts."""
     visible = Study.objects.visible_to(request.user).select_related("rubric").order_by("name")
-    return render(request, "annotation/studies.html", {"studies": visible})
+    rows = [(s, has_role(s, request.user, StudyMembership.Role.RESEARCHER)) for s in visible]
+    return render(request, "annotation/studies.html", {"studies": rows})
 
 
 @login_required
@@ -82,26 +85,49 @@ def revise(request, slug, external_id):
     previous = get_object_or_404(item.annotations.current(), rater__user=request.user)
     if request.method == "POST":
         return _answer(request, study)
+    return _revision_page(request, study, previous)
+
+
+def _revision_page(request, study, previous, *, answers=None, error="", status=200):
+    """An earlier label's item with its answers, as asked then (rubric version and order);
+    read-only once the study no longer takes answers."""
     page = LabellingPage(
         study,
         request.user,
-        item,
+        previous.item,
         previous.order,
         previous.rubric_version,
-        answers=previous.answers,
+        answers=previous.answers if answers is None else answers,
         revising=True,
+        error=error,
     )
-    return render(request, "annotation/label.html", page.context())
+    return render(request, "annotation/label.html", page.context(), status=status)
 
 
 @login_required
 def done(request, slug):
+    """The end of the annotator's work, with the completion code once it is earned: at least
+    one label, not paused, qualified, and nothing left for them (or the study closed)."""
     study = get_study_for(request, slug, role=StudyMembership.Role.ANNOTATOR)
-    labelled = Annotation.objects.of_study(study).current().filter(rater__user=request.user)
+    user = request.user
+    labelled = Annotation.objects.of_study(study).current().filter(rater__user=user)
+    last = labelled.order_by("-submitted_at").values_list("item__external_id", flat=True).first()
+    paused = quality.is_paused(study, user)
+    more = has_work(study, user)
+    finished = (
+        last is not None
+        and not paused
+        and not more
+        and not quality.is_qualifying(study, user)
+        and study.status in (Study.Status.OPEN, Study.Status.CLOSED)
+    )
     context = {
         "study": study,
         "labelled": labelled.count(),
-        "paused": quality.is_paused(study, request.user),
+        "previous": last,
+        "paused": paused,
+        "more": more,
+        "finished": finished,
     }
     return render(request, "annotation/done.html", context)
 
@@ -122,11 +148,14 @@ def _answer(request, study):
             active_seconds=_seconds(request.POST.get("active_seconds")),
         )
     except InvalidSubmission as e:
-        version = study.rubric_version
         reservation = item.reservations.filter(user=request.user).first()
+        previous = item.annotations.current().filter(rater__user=request.user).first()
+        if previous and not reservation:
+            return _revision_page(
+                request, study, previous, answers=answers, error=str(e), status=400
+            )
+        version = reservation.rubric_version if reservation else study.rubric_version
         order = reservation.order if reservation else request.POST.get("order", "")
-        if reservation:
-            version = reservation.rubric_version
         page = LabellingPage(
             study, request.user, item, order, version, answers=answers, error=str(e)
         )

@@ -68,16 +68,16 @@ def test_a_worker_labels_revises_and_finishes_with_the_keyboard(asgi_server, cro
         page.keyboard.press("y")  # the checklist row
         page.keyboard.type("clear")  # focus is in the optional rationale now
         page.keyboard.press("Escape")
-        page.keyboard.press("Enter")
-        page.wait_for_load_state()
+        with page.expect_navigation():  # the answer's POST, its redirect and the next page
+            page.keyboard.press("Enter")
 
     # every item was answered; the worker lands on the completion page
     page.wait_for_url(f"{base}/s/crowd/done/")
     assert page.locator("#completion-code").inner_text() == crowd_study.completion_code
 
     # back to the previous item (the last one), change the answer to the second response
-    page.go_back()
-    page.goto(f"{base}/s/crowd/label/{shown[-1][0]}/")
+    page.keyboard.press("p")
+    page.wait_for_url(f"{base}/s/crowd/label/{shown[-1][0]}/")
     page.keyboard.press("2")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/s/crowd/done/")
@@ -97,12 +97,14 @@ def test_a_worker_labels_revises_and_finishes_with_the_keyboard(asgi_server, cro
 
 
 def test_hostile_response_text_renders_as_inert_text(asgi_server, crowd_study, page):
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{asgi_server}/s/crowd/join?worker_id=PID7&token={crowd_study.join_token}")
     for _ in range(3):  # find the item with the hostile response
         if page.locator("input[name=item]").input_value() == "q1":
             break
-        page.keyboard.press("s")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.keyboard.press("s")
     assert page.locator("input[name=item]").input_value() == "q1"
     assert page.locator(".response img").count() == 0
     assert page.locator(".response script").count() == 0
@@ -111,3 +113,4 @@ def test_hostile_response_text_renders_as_inert_text(asgi_server, crowd_study, p
         in page.locator(".response").nth(0).inner_text()
         + page.locator(".response").nth(1).inner_text()
     )
+    assert dialogs == []  # no alert ran

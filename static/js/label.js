@@ -2,7 +2,15 @@
 // Without this script the page is a plain form that works with the mouse.
 (function () {
   const form = document.getElementById("label-form");
-  if (!form) return;
+  if (!form) {
+    // The done page: P still goes back to the last item labelled.
+    document.addEventListener("keydown", (event) => {
+      const previous = document.getElementById("previous-link");
+      const plain = !(event.altKey || event.metaKey || event.ctrlKey);
+      if (plain && event.key.toLowerCase() === "p" && previous) location.href = previous.href;
+    });
+    return;
+  }
   const questions = Array.from(form.querySelectorAll("fieldset.question"));
   const help = document.getElementById("help");
   const helpButton = document.getElementById("help-button");
@@ -53,6 +61,11 @@
     helpButton.setAttribute("aria-expanded", String(show));
   }
 
+  function submit() {
+    const button = form.querySelector("button[value=submit]");
+    if (button) form.requestSubmit(button); // a read-only page has none
+  }
+
   function skip() {
     const button = document.getElementById("skip-button");
     if (button) button.click();
@@ -71,10 +84,11 @@
     if (inText) {
       if (event.key === "Escape") {
         event.target.blur();
-        if (!move(1)) form.querySelector("button[value=submit]").focus();
+        const button = form.querySelector("button[value=submit]");
+        if (!move(1) && button) button.focus();
       } else if (event.key === "Enter" && event.ctrlKey) {
         event.preventDefault();
-        form.requestSubmit(form.querySelector("button[value=submit]"));
+        submit();
       }
       return;
     }
@@ -85,7 +99,7 @@
     if (event.key === "Enter") {
       if (event.target.tagName === "BUTTON" || event.target.tagName === "A") return;
       event.preventDefault();
-      return form.requestSubmit(form.querySelector("button[value=submit]"));
+      return submit();
     }
     if (key === "j" || event.key === "ArrowDown") {
       event.preventDefault();
