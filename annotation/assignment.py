@@ -19,16 +19,18 @@ import random
 import time
 from datetime import timedelta
 
+from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from annotation import quality
 from annotation.consumers import announce_progress
-from annotation.models import Annotation, Item, Rater, Reservation, Skip, Study
+from annotation.models import Annotation, Item, Rater, Reservation, RubricVersion, Skip, Study
 
 CANDIDATES = 20  # items tried per pass
 LOCKED_RETRY_SECONDS = 2.0  # how long to look again while others hold candidate items
+TICKET_SALT = "quorum.assignment.ticket"
 
 
 class InvalidSubmission(ValueError):
@@ -184,11 +186,13 @@ def _order(study, item):
     return random.choice(("AB", "BA"))
 
 
-def submit(study, user, item, answers, *, submission_id, active_seconds=None):
+def submit(study, user, item, answers, *, submission_id, active_seconds=None, ticket=""):
     """Store the annotator's answers to an item; a retried submission returns the first.
 
     Answers are checked against the rubric version the item was reserved with. Answering an
-    item labelled before revises it: the earlier label stays as history.
+    item labelled before revises it: the earlier label stays as history. An answer whose
+    reservation expired and was let go still takes a place if the item has one free, when
+    it brings the page's `ticket` (see `ticket_for`).
     """
     done = Annotation.objects.filter(
         submission_id=submission_id, item=item, rater__user=user
@@ -207,10 +211,19 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None):
             .first()
         )
         previous = item.annotations.current().filter(rater=rater).first()
-        if reservation is None and previous is None:
-            raise InvalidSubmission("this item is not reserved for you; open the next item")
-        version = reservation.rubric_version if reservation else previous.rubric_version
-        order = reservation.order if reservation else previous.order
+        if reservation:
+            version, order = reservation.rubric_version, reservation.order
+        elif previous:
+            version, order = previous.rubric_version, previous.order
+        elif (shown := _ticket_shows(ticket, item, user)) and _place_for_late_answer(
+            study, user, item
+        ):
+            version, order = shown
+        else:
+            raise InvalidSubmission(
+                "your time on this item ran out and others have taken its places; "
+                "open the next item"
+            )
         cleaned = clean_answers(version.parsed, item, answers)
         try:
             with transaction.atomic():
@@ -245,6 +258,37 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None):
         quality.review_after_label(study, user, annotation)
         transaction.on_commit(lambda: announce_progress(study))
     return annotation
+
+
+def _place_for_late_answer(study, user, item):
+    """Whether the item, locked now, has a place for the user's answer after all: not routed
+    to experts, not skipped by them, and fewer labels and reservations (expired ones too, whose
+    holders may still answer) than the overlap."""
+    item = Item.objects.select_for_update().get(pk=item.pk)
+    if item.routed_at or Skip.objects.filter(item=item, user=user).exists():
+        return False
+    labels, live, expired = _places(item, timezone.now())
+    return item.is_gold or labels + live + expired < study.overlap
+
+
+def ticket_for(reservation):
+    """A signed note, carried by the page, that the item was handed to the user in this order
+    and rubric version: an answer that arrives after the reservation was let go shows it
+    instead (a form cannot choose its item)."""
+    fields = [reservation.item_id, reservation.user_id, reservation.order]
+    return signing.dumps([*fields, reservation.rubric_version_id], salt=TICKET_SALT)
+
+
+def _ticket_shows(ticket, item, user):
+    """(rubric version, order) the ticket shows the item was handed to the user in, or None."""
+    try:
+        item_id, user_id, order, version_id = signing.loads(ticket, salt=TICKET_SALT)
+    except (signing.BadSignature, TypeError, ValueError):
+        return None
+    if (item_id, user_id) != (item.pk, user.pk):
+        return None
+    version = RubricVersion.objects.filter(pk=version_id).first()
+    return (version, order) if version else None
 
 
 def skip(study, user, item):

@@ -16,7 +16,17 @@ FIELD_PREFIX = "q:"
 
 class LabellingPage:
     def __init__(
-        self, study, user, item, order, rubric_version, *, answers=None, revising=False, error=""
+        self,
+        study,
+        user,
+        item,
+        order,
+        rubric_version,
+        *,
+        answers=None,
+        revising=False,
+        error="",
+        ticket="",
     ):
         self.study = study
         self.user = user
@@ -26,6 +36,7 @@ class LabellingPage:
         self.answers = answers or {}
         self.revising = revising
         self.error = error
+        self.ticket = ticket
 
     def context(self):
         shown = self.shown_responses()
@@ -48,6 +59,7 @@ class LabellingPage:
             "show_reference": bool(self.item.reference),
             "questions": list(self.questions(shown)),
             "submission_id": uuid.uuid4(),
+            "ticket": self.ticket,
             "labelled": labelled.count(),
             "total": self.study.items.count(),
             "previous": previous,

@@ -10,7 +10,14 @@ from django.utils.crypto import constant_time_compare
 
 from annotation import quality
 from annotation.access import get_study_for, has_role
-from annotation.assignment import InvalidSubmission, has_work, next_item, skip, submit
+from annotation.assignment import (
+    InvalidSubmission,
+    has_work,
+    next_item,
+    skip,
+    submit,
+    ticket_for,
+)
 from annotation.labelling import LabellingPage
 from annotation.models import Annotation, Study, StudyMembership
 
@@ -72,7 +79,12 @@ def label(request, slug):
     if reservation is None:
         return redirect("annotation:done", slug=slug)
     page = LabellingPage(
-        study, request.user, reservation.item, reservation.order, reservation.rubric_version
+        study,
+        request.user,
+        reservation.item,
+        reservation.order,
+        reservation.rubric_version,
+        ticket=ticket_for(reservation),
     )
     return render(request, "annotation/label.html", page.context())
 
@@ -146,6 +158,7 @@ def _answer(request, study):
             answers,
             submission_id=_uuid(request.POST.get("submission_id")),
             active_seconds=_seconds(request.POST.get("active_seconds")),
+            ticket=request.POST.get("ticket", ""),
         )
     except InvalidSubmission as e:
         reservation = item.reservations.filter(user=request.user).first()
@@ -157,7 +170,14 @@ def _answer(request, study):
         version = reservation.rubric_version if reservation else study.rubric_version
         order = reservation.order if reservation else request.POST.get("order", "")
         page = LabellingPage(
-            study, request.user, item, order, version, answers=answers, error=str(e)
+            study,
+            request.user,
+            item,
+            order,
+            version,
+            answers=answers,
+            error=str(e),
+            ticket=ticket_for(reservation) if reservation else request.POST.get("ticket", ""),
         )
         return render(request, "annotation/label.html", page.context(), status=400)
     return redirect("annotation:label", slug=study.slug)

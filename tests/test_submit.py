@@ -7,7 +7,7 @@ import pytest
 from conftest import PAIRWISE_RUBRIC, make_study, make_user
 from django.utils import timezone
 
-from annotation.assignment import InvalidSubmission, next_item, skip, submit
+from annotation.assignment import InvalidSubmission, next_item, skip, submit, ticket_for
 from annotation.models import Annotation, Item, Rater, Reservation, Skip, Study, StudyMembership
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +120,7 @@ def test_it_refuses_an_item_that_is_not_reserved_for_the_annotator():
     next_item(study, carol)
 
     for item in (carols, unreserved):
-        with pytest.raises(InvalidSubmission, match="not reserved for you"):
+        with pytest.raises(InvalidSubmission, match="time on this item ran out"):
             submit(study, bob, item, {"pref": "A"}, submission_id=uuid.uuid4())
 
     assert not Annotation.objects.exists()
@@ -134,11 +134,49 @@ def test_it_refuses_a_late_answer_once_the_expired_reservation_went_to_someone_e
     Reservation.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     next_item(study, carol)
 
-    with pytest.raises(InvalidSubmission):
-        submit(study, bob, item, {"pref": "A"}, submission_id=uuid.uuid4())
+    with pytest.raises(InvalidSubmission, match="others have taken its places"):
+        submit(study, bob, item, {"pref": "A"}, submission_id=uuid.uuid4(), ticket=ticket_for(held))
 
     assert not Annotation.objects.exists()
     assert Reservation.objects.get().user == carol
+
+
+def test_a_late_answer_takes_a_place_still_free_with_the_order_it_was_shown_in():
+    study = open_study(overlap=2)
+    (item,) = add_items(study, 1)
+    bob, carol = annotator("bob", study), annotator("carol", study)
+    held = next_item(study, bob)
+    held.order = "BA"
+    held.save()
+    ticket = ticket_for(held)
+    held.delete()  # expired, and let go by a later request
+    next_item(study, carol)  # one place of two
+
+    late = submit(study, bob, item, {"pref": "A"}, submission_id=uuid.uuid4(), ticket=ticket)
+
+    assert (late.order, late.rubric_version, late.started_at) == ("BA", held.rubric_version, None)
+    assert item.annotations.current().count() == 1
+
+
+@pytest.mark.parametrize("whose", ["another item's", "another annotator's", "a forged"])
+def test_a_late_answer_needs_the_ticket_of_its_own_page(whose):
+    study = open_study(overlap=3)
+    item, other = add_items(study, 2)
+    bob, carol = annotator("bob", study), annotator("carol", study)
+    if whose == "another item's":
+        held = next_item(study, bob)
+        held.item = other
+        ticket = ticket_for(held)
+    elif whose == "another annotator's":
+        ticket = ticket_for(next_item(study, carol))
+    else:
+        ticket = ticket_for(next_item(study, bob))[:-2] + "xx"
+    Reservation.objects.filter(user=bob).delete()
+
+    with pytest.raises(InvalidSubmission, match="time on this item ran out"):
+        submit(study, bob, item, {"pref": "A"}, submission_id=uuid.uuid4(), ticket=ticket)
+
+    assert not Annotation.objects.filter(rater__user=bob).exists()
 
 
 def test_it_checks_answers_against_the_rubric_version_the_item_was_shown_with():

@@ -88,7 +88,7 @@ KEEP_ALIVE_SECONDS = 75  # as nginx in front would keep them, longer than an ann
 
 FIELD_RE = {
     name: re.compile(rf'<input type="hidden" name="{name}" value="([^"]*)"')
-    for name in ("item", "order", "submission_id")
+    for name in ("item", "order", "submission_id", "ticket")
 }
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 EXCEPTION_RE = re.compile(
