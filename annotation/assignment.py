@@ -255,7 +255,7 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None, ti
                 ) from None
         if reservation:
             reservation.delete()
-        quality.review_after_label(study, user, annotation)
+        quality.review_gold(study, user, item)
         transaction.on_commit(lambda: announce_progress(study))
     return annotation
 
@@ -298,6 +298,7 @@ def skip(study, user, item):
     with transaction.atomic():
         Skip.objects.get_or_create(item=item, user=user)
         Reservation.objects.filter(item=item, user=user).delete()
+        quality.review_gold(study, user, item)
 
 
 def clean_answers(rubric, item, answers):

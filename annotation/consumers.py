@@ -1,6 +1,7 @@
-"""Live study counters over a websocket: researchers watch labelling progress."""
+"""The live study dashboard over a websocket: researchers watch labelling progress."""
 
 import asyncio
+import dataclasses
 import time
 
 from asgiref.sync import async_to_sync
@@ -8,6 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from annotation import quality
 from annotation.access import has_role
 from annotation.models import Study, StudyMembership
 
@@ -17,6 +19,16 @@ RECOUNT_EVERY_SECONDS = 1.0
 
 def progress_group(study):
     return f"study-progress-{study.pk}"
+
+
+def dashboard(study):
+    """Everything the study page shows that labelling changes, as JSON: the progress counts
+    (their keys are the page's `data-counter`s), a summary per annotator, labels per day."""
+    return {
+        **study.progress(),
+        "annotator_summaries": [dataclasses.asdict(s) for s in quality.annotator_summaries(study)],
+        "per_day": [{"day": day.isoformat(), "labels": n} for day, n in study.labels_per_day()],
+    }
 
 
 def announce_progress(study):
@@ -54,7 +66,7 @@ class StudyProgressConsumer(AsyncJsonWebsocketConsumer):
     async def _send_progress(self, after=0.0):
         await asyncio.sleep(after)
         self._sent_at = time.monotonic()
-        await self.send_json(await database_sync_to_async(self.study.progress)())
+        await self.send_json(await database_sync_to_async(dashboard)(self.study))
 
     @database_sync_to_async
     def _study_for_user(self):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from annotation.models import Annotation, StudyMembership
+from annotation.models import Annotation, Skip, StudyMembership
 
 MIN_GOLD_FOR_PAUSE = 5  # gold answers seen before an accuracy threshold can pause anyone
 SPEEDER_SHARE = 0.3  # a median time under this share of the study's median is speeding
@@ -26,7 +26,8 @@ def gold_correct(annotation, gold_answers):
 
 
 def gold_record(study, user):
-    """(gold items answered, answered right) by the user in the study."""
+    """(gold items answered, answered right) by the user in the study. A gold item skipped
+    counts as answered wrong: skipping is no way around qualification or the gold checks."""
     rows = (
         Annotation.objects.of_study(study)
         .current()
@@ -35,7 +36,12 @@ def gold_record(study, user):
     )
     results = [gold_correct(a, a.item.gold_answers) for a in rows]
     results = [r for r in results if r is not None]  # a gold item without answers: unscored
-    return len(results), sum(results)
+    skipped = (
+        Skip.objects.filter(user=user, item__study=study, item__is_gold=True)
+        .exclude(item__gold_answers={})
+        .count()
+    )
+    return len(results) + skipped, sum(results)
 
 
 def is_qualifying(study, user):
@@ -46,10 +52,10 @@ def is_qualifying(study, user):
     return answered < study.qualification_gold_items
 
 
-def review_after_label(study, user, annotation):
-    """Pause the annotator if this gold label shows they failed qualification or fell below
-    the study's gold accuracy threshold."""
-    if not annotation.item.is_gold:
+def review_gold(study, user, item):
+    """After the user labelled or skipped the item: pause them if it is a gold item and their
+    gold record now shows they failed qualification or fell below the study's threshold."""
+    if not item.is_gold:
         return
     answered, right = gold_record(study, user)
     reason = ""
@@ -112,7 +118,10 @@ def annotator_summaries(study):
     paused = dict(
         study.memberships.filter(paused_at__isnull=False).values_list("user_id", "paused_reason")
     )
-    first_question = study.rubric_version.parsed.questions[0].key
+    first_question = study.rubric_version.parsed.questions[0]
+    first_cell = first_question.key
+    if first_question.type == "checklist":
+        first_cell += "[0]"  # its first row; a per-item checklist has at least one
     summaries = []
     for user_id, entry in by_user.items():
         mine = entry["labels"]
@@ -120,7 +129,9 @@ def annotator_summaries(study):
         gold = [g for g in gold if g is not None]
         times = [s for a in mine if (s := _seconds(a)) is not None]
         median = statistics.median(times) if times else None
-        answers = [str(a.answers.get(first_question)) for a in mine if first_question in a.answers]
+        answers = [
+            _as_shown(a, first_cell, first_question) for a in mine if first_cell in a.answers
+        ]
         top = Counter(answers).most_common(1)
         summaries.append(
             AnnotatorSummary(
@@ -145,10 +156,21 @@ def annotator_summaries(study):
     return sorted(summaries, key=lambda s: s.name)
 
 
+def _as_shown(annotation, cell, question):
+    """The answer as the annotator gave it on the page. A pairwise answer names the response
+    chosen, but the annotator saw the responses in their own random order: one who always
+    picks the first shown names A and B evenly, so count the position they picked."""
+    answer = annotation.answers[cell]
+    if question.type == "pairwise":
+        shown = list(annotation.order) or annotation.item.response_keys
+        if answer in shown:
+            return f"response {shown.index(answer) + 1}"
+    return str(answer)
+
+
 def _seconds(annotation):
-    """Time on the item: the client's active time, else reservation to submission."""
-    if annotation.active_seconds is not None:
-        return annotation.active_seconds
+    """Time on the item: reservation to submission on the server, which a client cannot
+    inflate; the client's active time only where the server has no start (a revised label)."""
     if annotation.started_at and annotation.submitted_at:
         return (annotation.submitted_at - annotation.started_at).total_seconds()
-    return None
+    return annotation.active_seconds

@@ -1,14 +1,65 @@
-// Keeps the study page's counters live over a websocket; without it they show page-load values.
+// Keeps the study dashboard live over a websocket: the counters, the annotator table and the
+// labels per day; without it they show page-load values. Names are untrusted: text only.
 (function () {
   const box = document.getElementById("progress");
   if (!box || !("WebSocket" in window)) return;
+
+  function cell(row, text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+
+  // The same cells as the template's rows, formatted the same way.
+  function annotatorRow(a) {
+    const row = document.createElement("tr");
+    cell(row, a.name);
+    cell(row, String(a.labels));
+    cell(row, a.gold_answered ? a.gold_right + " / " + a.gold_answered : "—");
+    cell(row, a.median_seconds === null ? "—" : a.median_seconds.toFixed(1) + " s");
+    const flags = cell(row, "");
+    if (a.paused_reason) {
+      const paused = document.createElement("strong");
+      paused.textContent = "paused";
+      flags.append(paused, ": " + a.paused_reason);
+    }
+    if (a.speeder) flags.append(" speeder");
+    if (a.straight_liner) flags.append(" straight-lining");
+    return row;
+  }
+
+  function dayRow(d) {
+    const row = document.createElement("tr");
+    cell(row, d.day);
+    cell(row, String(d.labels));
+    return row;
+  }
+
+  function showAnnotators(summaries) {
+    const body = document.getElementById("annotator-rows");
+    if (!body) return;
+    body.replaceChildren(...summaries.map(annotatorRow));
+    document.getElementById("annotator-table").hidden = summaries.length === 0;
+    document.getElementById("no-annotators").hidden = summaries.length > 0;
+  }
+
+  function showPerDay(days) {
+    const body = document.getElementById("per-day-rows");
+    if (!body) return;
+    body.replaceChildren(...days.map(dayRow));
+    document.getElementById("labels-per-day").hidden = days.length === 0;
+  }
+
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const socket = new WebSocket(scheme + location.host + box.dataset.ws);
   socket.addEventListener("message", function (event) {
-    const counts = JSON.parse(event.data);
-    for (const [name, value] of Object.entries(counts)) {
-      const cell = box.querySelector('[data-counter="' + name + '"]');
-      if (cell) cell.textContent = value;
+    const dashboard = JSON.parse(event.data);
+    for (const [name, value] of Object.entries(dashboard)) {
+      const counter = box.querySelector('[data-counter="' + name + '"]');
+      if (counter) counter.textContent = value;
     }
+    if (dashboard.annotator_summaries) showAnnotators(dashboard.annotator_summaries);
+    if (dashboard.per_day) showPerDay(dashboard.per_day);
   });
 })();
