@@ -50,6 +50,8 @@ def next_item(study, user):
     held = _held(study, user, now)
     if held:
         return held
+    if _reached_target(study, user):
+        return None
     qualifying = quality.is_qualifying(study, user)
     gold_first = qualifying or (study.gold_rate > 0 and random.random() < study.gold_rate)
     kinds = (True,) if qualifying else (gold_first, not gold_first)
@@ -82,8 +84,16 @@ def has_work(study, user):
     now = timezone.now()
     if _held(study, user, now):
         return True
+    if _reached_target(study, user):
+        return False
     kinds = (True,) if quality.is_qualifying(study, user) else (True, False)
     return any(_candidate(study, user, now, gold=gold, tried=[]) for gold in kinds)
+
+
+def _reached_target(study, user):
+    """Whether the user has labelled the study's items_per_annotator (when it sets one)."""
+    target = study.items_per_annotator
+    return bool(target) and study.labels_by(user).count() >= target
 
 
 def _held(study, user, now):

@@ -8,7 +8,7 @@ question that asks for one; it grades the response chosen, so it needs no such m
 
 import uuid
 
-from annotation.models import Annotation, Study
+from annotation.models import Study
 from annotation.rubrics import MULTI_SEPARATOR, STRENGTH_SUFFIX, TIE, UNABLE
 
 FIELD_PREFIX = "q:"
@@ -40,7 +40,7 @@ class LabellingPage:
 
     def context(self):
         shown = self.shown_responses()
-        labelled = Annotation.objects.of_study(self.study).current().filter(rater__user=self.user)
+        labelled = self.study.labels_by(self.user)
         # The item labelled before this one: from a revised item, the one before it, so that
         # going back walks through them all.
         earlier = labelled.exclude(item=self.item)
@@ -61,6 +61,7 @@ class LabellingPage:
             "submission_id": uuid.uuid4(),
             "ticket": self.ticket,
             "labelled": labelled.count(),
+            "target": self.study.items_per_annotator,
             "total": self.study.items.count(),
             "previous": previous,
             "revising": self.revising,

@@ -73,6 +73,10 @@ class Study(models.Model):
     hide_model_names = models.BooleanField(default=True)
     gold_rate = models.FloatField(default=0.0, help_text="Share of gold items (0 to 1).")
     reservation_minutes = models.PositiveSmallIntegerField(default=30)
+    items_per_annotator = models.PositiveIntegerField(
+        default=0,
+        help_text="Items each annotator labels, then gets the completion code (0: all they can).",
+    )
     join_token = models.CharField(
         max_length=64, default=_new_token, help_text="The secret in the study's join link."
     )
@@ -205,6 +209,10 @@ class Study(models.Model):
             return StudyMembership.Role.ADMIN
         membership = self.membership_of(user)
         return membership.role if membership else None
+
+    def labels_by(self, user):
+        """The user's current labels in the study."""
+        return Annotation.objects.of_study(self).current().filter(rater__user=user)
 
     def membership_of(self, user):
         """The user's membership of the study, or None; read once per Study object (a

@@ -19,7 +19,7 @@ from annotation.assignment import (
     ticket_for,
 )
 from annotation.labelling import LabellingPage
-from annotation.models import Annotation, Study, StudyMembership
+from annotation.models import Study, StudyMembership
 
 
 @login_required
@@ -122,7 +122,7 @@ def done(request, slug):
     one label, not paused, qualified, and nothing left for them (or the study closed)."""
     study = get_study_for(request, slug, role=StudyMembership.Role.ANNOTATOR)
     user = request.user
-    labelled = Annotation.objects.of_study(study).current().filter(rater__user=user)
+    labelled = study.labels_by(user)
     last = labelled.order_by("-submitted_at").values_list("item__external_id", flat=True).first()
     paused = quality.is_paused(study, user)
     more = has_work(study, user)

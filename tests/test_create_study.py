@@ -57,17 +57,19 @@ def test_it_creates_a_study_on_version_1_of_the_rubric(write):
     assert study.rubric_version.parsed.keys == ["quality", "why", "safe"]
 
 
-def test_it_takes_the_name_and_overlap_given(write):
+def test_it_takes_the_name_overlap_and_items_per_annotator_given(write):
     path = rubric_file(write, LIKERT_RUBRIC)
 
     output = create(
-        "helpful", "--rubric", str(path), "--name", "Helpfulness, round 2", "--overlap", "5"
+        "helpful",
+        *("--rubric", str(path), "--name", "Helpfulness, round 2", "--overlap", "5"),
+        *("--items-per-annotator", "20"),
     )
 
     assert output.strip() == "Created study 'helpful' (Helpfulness, round 2) with 3 questions."
     study = Study.objects.get(slug="helpful")
     assert study.name == "Helpfulness, round 2"
-    assert study.overlap == 5
+    assert (study.overlap, study.items_per_annotator) == (5, 20)
     assert study.rubric.name == "Helpfulness"
 
 
@@ -167,6 +169,15 @@ def test_it_refuses_an_overlap_below_1(write, overlap):
 
     with pytest.raises(CommandError, match=r"^--overlap must be at least 1$"):
         create("bad", "--rubric", str(path), "--overlap", overlap)
+
+    assert nothing_created()
+
+
+def test_it_refuses_a_negative_number_of_items_per_annotator(write):
+    path = rubric_file(write, LIKERT_RUBRIC)
+
+    with pytest.raises(CommandError, match="--items-per-annotator must be 0"):
+        create("bad", "--rubric", str(path), "--items-per-annotator", "-1")
 
     assert nothing_created()
 

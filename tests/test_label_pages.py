@@ -156,3 +156,15 @@ def test_the_studies_list_links_each_member_to_their_page(study, client, role, l
     page = client.get("/").content.decode()
 
     assert f'<a href="{link}">' in page
+
+
+def test_an_annotator_stops_at_the_studys_items_per_annotator(study, bob, client):
+    study.items_per_annotator = 2
+    study.save()
+    label_next(study, bob)
+    assert "1 of 2 labelled" in client.get("/s/s1/label/").content.decode()
+    label_next(study, bob)  # the item that page reserved
+
+    assert next_item(study, bob) is None
+    page = client.get("/s/s1/done/").content.decode()
+    assert CODE in page and "You labelled 2 items" in page

@@ -18,10 +18,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--overlap", type=int, default=3, help="distinct human labels per item (default 3)"
         )
+        parser.add_argument(
+            "--items-per-annotator",
+            type=int,
+            default=0,
+            help="items each annotator labels before the completion code (default 0: all)",
+        )
 
-    def handle(self, *args, slug, rubric, name, overlap, **options):
+    def handle(self, *args, slug, rubric, name, overlap, items_per_annotator, **options):
         if overlap < 1:
             raise CommandError("--overlap must be at least 1")
+        if items_per_annotator < 0:
+            raise CommandError("--items-per-annotator must be 0 (no limit) or more")
         try:
             with open(rubric, encoding="utf-8-sig") as f:
                 definition = json.load(f)
@@ -33,7 +41,11 @@ class Command(BaseCommand):
             raise CommandError(f"a study with slug {slug!r} already exists")
         try:
             study = Study.objects.create_with_rubric(
-                slug=slug, name=name, rubric=definition, overlap=overlap
+                slug=slug,
+                name=name,
+                rubric=definition,
+                overlap=overlap,
+                items_per_annotator=items_per_annotator,
             )
         except RubricError as e:
             raise CommandError(f"{rubric}: {e}") from None
