@@ -12,7 +12,8 @@ reservations again under the lock, so two annotators can never both take the las
 an item. An expired reservation keeps its place until it is deleted, which happens lazily,
 at a later request, outside any item's lock (a late answer to it may be holding its row), so
 no scheduler is needed: when its holder asks again, and when an annotator meets an item held
-only by expired reservations.
+only by expired reservations. An answer that arrives after its reservation was deleted takes
+a place still free under the item's lock, as a new reservation would.
 """
 
 import random
