@@ -4,6 +4,7 @@ Every annotator runs in a thread with its own database connection, as web worker
 these tests commit for real (`transaction=True`) and hold on both SQLite and PostgreSQL.
 """
 
+import contextlib
 import random
 import threading
 import uuid
@@ -237,6 +238,41 @@ def test_it_never_hands_out_the_place_of_an_expired_reservation_that_is_being_an
 
     labels, held = places_taken(study)["q1"]
     assert labels + held <= 1, f"{labels} label and {held} live reservation on an item needing 1"
+
+
+def test_two_windows_revising_one_item_at_once_store_one_current_label():
+    """Bob changes his answer in two tabs at the same moment: each tab read his label before
+    either wrote. One revision is stored; the other is refused with a message, never a 500."""
+    study = open_study(overlap=1)
+    (item,) = add_items(study, 1)
+    bob = annotator("bob", study)
+    next_item(study, bob)
+    submit(study, bob, item, {"pref": "A"}, submission_id=uuid.uuid4())
+    both_read = threading.Barrier(2)
+
+    def pause_after_reading_the_label(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("SELECT") and '"is_current"' in sql and "annotation_annotation" in sql:
+            # SQLite lets one writer in at a time: there the other tab comes after.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_read.wait(timeout=2)
+        return result
+
+    def revise(answer):
+        with connection.execute_wrapper(pause_after_reading_the_label):
+            try:
+                return submit(study, bob, item, {"pref": answer}, submission_id=uuid.uuid4())
+            except InvalidSubmission as e:
+                return e
+
+    results = in_threads(revise, ["B", "tie"])
+
+    stored = [r for r in results if isinstance(r, Annotation)]
+    refused = [r for r in results if isinstance(r, InvalidSubmission)]
+    assert len(stored) + len(refused) == 2 and stored
+    assert all("another window" in str(e) for e in refused)
+    current = item.annotations.current().get()
+    assert current.answers["pref"] in ("B", "tie")
 
 
 def test_it_gives_every_annotator_an_item_when_many_ask_at_once_for_a_few_items():
