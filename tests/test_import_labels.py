@@ -468,28 +468,15 @@ def test_it_accepts_an_llm_name_a_username_could_not_hold(rich, write):
     assert current(rich, "q1", "GPT 4o (2024-08)", "AB").answers == {"pref": "A"}
 
 
-def test_it_refuses_a_row_given_twice_naming_both_lines(rich, write):
+@pytest.mark.parametrize("batch_size", [imports.BATCH_SIZE, 1])  # 1: in another batch
+def test_it_refuses_a_row_given_twice_naming_both_lines(rich, write, monkeypatch, batch_size):
+    monkeypatch.setattr(imports, "BATCH_SIZE", batch_size)
     path = write(
         "labels.csv",
         labels(
             ("q1", "bob", "human", "pref", "A"),
             ("q1", "bob", "human", "why", "short"),
             ("q1", "bob", "human", "pref", "B"),
-        ),
-    )
-
-    assert_refused(
-        rich, path, f"{path}:4: \"question\" 'pref' of 'q1' by 'bob' is already on line 2"
-    )
-
-
-def test_it_finds_a_row_given_twice_in_another_batch(rich, write, one_row_batches):
-    path = write(
-        "labels.csv",
-        labels(
-            ("q1", "bob", "human", "pref", "A"),
-            ("q2", "bob", "human", "pref", "A"),
-            ("q1", "bob", "human", "pref", "A"),
         ),
     )
 
