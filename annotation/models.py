@@ -28,6 +28,15 @@ class StudyQuerySet(models.QuerySet):
             return self
         return self.filter(memberships__user=user)
 
+    def where_role(self, user, role):
+        """Studies in which the user holds `role` or one that may do more (all of them for
+        site superusers), as has_role decides for one study."""
+        if user.is_superuser:
+            return self
+        least = StudyMembership.RANK[role]
+        ranked = [r for r, rank in StudyMembership.RANK.items() if rank >= least]
+        return self.filter(memberships__user=user, memberships__role__in=ranked)
+
     def get_for(self, slug, user):
         """The study, with its rubric and the user's membership read in the same query for
         a member (see Study.membership_of); DoesNotExist when there is no such study."""

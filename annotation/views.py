@@ -1,12 +1,12 @@
 import re
 import uuid
 
-from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare
+from django.views.decorators.http import require_http_methods
 
 from annotation import quality
 from annotation.access import get_study_for, has_role
@@ -52,8 +52,13 @@ def study(request, slug):
 WORKER_ID_RE = re.compile(r"^[\w.@+-]{1,100}$")
 
 
+@require_http_methods(["GET", "POST"])
 def join(request, slug):
-    """A crowd worker's way in: the study's secret token and their id, no password."""
+    """A crowd worker's way in: the study's secret token and their id, no password.
+
+    Someone signed in with an account of their own (staff trying the link, say) is asked
+    first: joining ends that session, and a GET must not do that behind their back.
+    """
     study = get_object_or_404(Study, slug=slug)
     if not constant_time_compare(request.GET.get("token", ""), study.join_token):
         raise Http404("No such study")
@@ -65,8 +70,17 @@ def join(request, slug):
             {"study": study, "param": study.worker_id_param},
             status=400,
         )
-    login(request, study.participant(worker_id), backend=settings.AUTHENTICATION_BACKENDS[0])
+    if request.method == "GET" and _has_own_login(request.user):
+        return render(request, "annotation/join_confirm.html", {"study": study})
+    login(request, study.participant(worker_id), backend="quorum.auth.UsernameOrEmailBackend")
     return redirect("annotation:label", slug=slug)
+
+
+def _has_own_login(user):
+    """Signed in as more than a crowd participant (who has no password and no staff rights)."""
+    return user.is_authenticated and (
+        user.is_staff or user.is_superuser or user.has_usable_password()
+    )
 
 
 @login_required

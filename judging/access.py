@@ -1,25 +1,25 @@
-"""Who may run judges on a study: its researchers and admins, and site staff."""
+"""Who may configure judges: superusers and holders of the `judging.change_judge` permission.
 
-from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404
+A judge's base URL receives its API key and every prompt of the runs it does, so pointing one
+somewhere is a right of its own, not something being staff gives. Running judges on a study is
+the study's business: its researchers and admins (see get_study_for).
+"""
 
-from annotation.access import get_study_for, has_role
-from annotation.models import Study, StudyMembership
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+CONFIGURE = "judging.change_judge"
 
 
-def may_judge(study, user):
-    return user.is_staff or has_role(study, user, StudyMembership.Role.RESEARCHER)
+def may_configure_judges(user):
+    return user.is_active and user.has_perm(CONFIGURE)
 
 
-def get_study_for_judges(request, slug):
-    """The study, if the user may see and start its judge runs and prompt templates.
+class JudgePermission(BasePermission):
+    """Reading judges needs `view_judge` (or the right to change them); every write needs
+    `change_judge`, adding and deleting included."""
 
-    Outsiders get a 404, as on every study page; members below researcher know the study
-    exists and get a 403. Annotators never see what a judge said.
-    """
-    if request.user.is_staff:
-        return get_object_or_404(Study.objects.select_related("rubric"), slug=slug)
-    study = get_study_for(request, slug, role=StudyMembership.Role.ANNOTATOR)
-    if not may_judge(study, request.user):
-        raise PermissionDenied("Judge runs are for the study's researchers and admins.")
-    return study
+    def has_permission(self, request, view):
+        user = request.user
+        if request.method in SAFE_METHODS and user.has_perm("judging.view_judge"):
+            return True
+        return may_configure_judges(user)

@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib import admin
 
+from annotation.models import Study, StudyMembership
 from judging import prompts
+from judging.access import may_configure_judges
 from judging.models import Judge, JudgeRun, PromptTemplate
 
 
@@ -37,13 +39,34 @@ class JudgeForm(forms.ModelForm):
 
 @admin.register(Judge)
 class JudgeAdmin(admin.ModelAdmin):
+    """Adding a judge needs `change_judge` too, as in the API: either points a key somewhere.
+    A changed base URL clears the stored key unless a new one is given with it."""
+
     form = JudgeForm
     list_display = ["name", "model", "base_url", "family", "max_concurrency"]
     search_fields = ["name", "model"]
 
+    def has_add_permission(self, request):
+        return may_configure_judges(request.user)
+
+
+class _OwnStudiesAdmin(admin.ModelAdmin):
+    """Staff see and choose only the studies whose researchers or admins they are."""
+
+    def _studies(self, request):
+        return Study.objects.where_role(request.user, StudyMembership.Role.RESEARCHER)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(study__in=self._studies(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "study":
+            kwargs["queryset"] = self._studies(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 @admin.register(JudgeRun)
-class JudgeRunAdmin(admin.ModelAdmin):
+class JudgeRunAdmin(_OwnStudiesAdmin):
     list_display = ["id", "study", "judge", "status", "both_orders", "created_at"]
     list_filter = ["status"]
     readonly_fields = [
@@ -68,7 +91,7 @@ def _fields_help():
 
 
 @admin.register(PromptTemplate)
-class PromptTemplateAdmin(admin.ModelAdmin):
+class PromptTemplateAdmin(_OwnStudiesAdmin):
     """A study's own judge prompts. A new one starts from the default text of its type
     (?question_type=likert in the add page's address picks which)."""
 

@@ -1,7 +1,8 @@
-"""The REST API of judging: judges (staff only), a study's judge runs and prompt templates.
+"""The REST API of judging: judges, a study's judge runs and prompt templates.
 
-Runs and templates are for the study's researchers and admins (see judging.access); no
-endpoint here returns a verdict or a judge's API key.
+Judges are configured by those with the right to (see judging.access); runs and templates
+are for the study's researchers and admins. No endpoint here returns a verdict or a judge's
+API key.
 """
 
 from django.db.models import ProtectedError
@@ -9,11 +10,12 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from annotation.access import get_study_for
+from annotation.models import StudyMembership
 from judging import planning, prompts, work
-from judging.access import get_study_for_judges
+from judging.access import JudgePermission
 from judging.models import NAME_CLASH, Judge, JudgeRun, PromptTemplate
 
 
@@ -154,6 +156,12 @@ class PromptTemplateSerializer(serializers.Serializer):
             raise ValidationError(str(e)) from None
 
 
+def _study(request, slug):
+    """The study, unless the user is not one of its researchers or admins (404, as on the
+    study page): annotators never see what a judge said."""
+    return get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
+
+
 def _template_data(question_type, template=None):
     return {
         "question_type": question_type,
@@ -164,15 +172,18 @@ def _template_data(question_type, template=None):
 
 
 class JudgeList(generics.ListCreateAPIView):
-    """LLM judges. Staff only: a judge holds a provider key and spends money."""
+    """LLM judges. A judge holds a provider key and spends money: reading them needs the
+    `judging.view_judge` permission, adding one `judging.change_judge` (or a superuser)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [JudgePermission]
     serializer_class = JudgeSerializer
     queryset = Judge.objects.order_by("name")
 
 
 class JudgeDetail(generics.RetrieveUpdateDestroyAPIView):
-    permission_classes = [IsAdminUser]
+    """One judge. A new `base_url` clears the stored key unless `api_key` comes with it."""
+
+    permission_classes = [JudgePermission]
     serializer_class = JudgeSerializer
     queryset = Judge.objects.all()
 
@@ -193,12 +204,12 @@ class JudgeRunList(generics.ListAPIView):
     serializer_class = JudgeRunSerializer
 
     def get_queryset(self):
-        study = get_study_for_judges(self.request, self.kwargs["slug"])
+        study = _study(self.request, self.kwargs["slug"])
         return study.judge_runs.select_related("judge", "study__rubric").order_by("-created_at")
 
     @extend_schema(request=RunRequestSerializer, responses={201: JudgeRunSerializer})
     def post(self, request, slug):
-        study = get_study_for_judges(request, slug)
+        study = _study(request, slug)
         asked = RunRequestSerializer(data=request.data)
         asked.is_valid(raise_exception=True)
         try:
@@ -212,7 +223,7 @@ class _StudyRunView(generics.GenericAPIView):
     serializer_class = JudgeRunSerializer
 
     def get_object(self):
-        study = get_study_for_judges(self.request, self.kwargs["slug"])
+        study = _study(self.request, self.kwargs["slug"])
         runs = study.judge_runs.select_related("judge", "study__rubric")
         return get_object_or_404(runs, pk=self.kwargs["pk"])
 
@@ -247,7 +258,7 @@ class JudgeRunEstimate(generics.GenericAPIView):
 
     @extend_schema(request=RunRequestSerializer, responses={200: EstimateSerializer})
     def post(self, request, slug):
-        study = get_study_for_judges(request, slug)
+        study = _study(request, slug)
         asked = self.get_serializer(data=request.data)
         asked.is_valid(raise_exception=True)
         try:
@@ -265,7 +276,7 @@ class PromptTemplateList(generics.GenericAPIView):
 
     @extend_schema(responses={200: PromptTemplateSerializer(many=True)})
     def get(self, request, slug):
-        study = get_study_for_judges(request, slug)
+        study = _study(request, slug)
         own = PromptTemplate.study_templates(study)
         return Response([_template_data(t, own.get(t)) for t in prompts.DEFAULT_TEMPLATES])
 
@@ -301,7 +312,7 @@ class PromptTemplateDetail(generics.GenericAPIView):
         return {**super().get_serializer_context(), "question_type": self.kwargs["question_type"]}
 
     def _study_and_type(self, slug, question_type):
-        study = get_study_for_judges(self.request, slug)
+        study = _study(self.request, slug)
         if question_type not in prompts.DEFAULT_TEMPLATES:
             raise NotFound(f"judges answer no {question_type!r} questions")
         return study, question_type

@@ -1,5 +1,6 @@
 import os
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models
@@ -22,6 +23,17 @@ class JSONArrayLength(Func):
 NAME_CLASH = "another LLM rater has labels under this name"
 
 
+def validate_key_env(name):
+    """Only variables the operator listed may hold a judge's key: anything else in the
+    server's environment (DATABASE_URL, SECRET_KEY, ...) would be sent to the judge's host."""
+    if name and name not in settings.JUDGE_KEY_ENV_NAMES:
+        allowed = ", ".join(settings.JUDGE_KEY_ENV_NAMES) or "none"
+        raise ValidationError(
+            f"{name!r} is not a variable judges may read their key from (JUDGE_KEY_ENV_NAMES "
+            f"allows: {allowed})"
+        )
+
+
 class Judge(models.Model):
     """An LLM behind an OpenAI-compatible chat-completions endpoint, labelling as a rater.
 
@@ -37,7 +49,10 @@ class Judge(models.Model):
     model = models.CharField(max_length=200)
     api_key = models.CharField(max_length=500, blank=True)
     api_key_env = models.CharField(
-        max_length=100, blank=True, help_text="Or: the environment variable holding the key."
+        max_length=100,
+        blank=True,
+        validators=[validate_key_env],
+        help_text="Or: the variable holding the key, one of JUDGE_KEY_ENV_NAMES.",
     )
     temperature = models.FloatField(default=0.0)
     max_tokens = models.PositiveIntegerField(default=512)
@@ -58,6 +73,14 @@ class Judge(models.Model):
         return f"<Judge {self.name} {self.model} at {self.base_url}>"  # never the key
 
     def save(self, *args, **kwargs):
+        stored = getattr(self, "_stored", {})
+        if self.base_url != stored.get("base_url", self.base_url) and self.api_key == stored.get(
+            "api_key"
+        ):
+            # A stored key belongs to the host it was given for: it never follows a new one.
+            self.api_key = ""
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "api_key"}
         if self.rater_id is None:
             self.rater, _ = Rater.objects.get_or_create(kind=Rater.Kind.LLM, name=self.name)
         # Its labels go by its name (exports, reports), and calibration reads the family from
@@ -68,6 +91,14 @@ class Judge(models.Model):
         if changed:
             self.rater.save(update_fields=changed)
         super().save(*args, **kwargs)
+        self._stored = {"base_url": self.base_url, "api_key": self.api_key}
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        """Remembers what was stored, so that save can tell a new base_url from the old."""
+        judge = super().from_db(db, field_names, values)
+        judge._stored = {f: getattr(judge, f) for f in ("base_url", "api_key") if f in field_names}
+        return judge
 
     def clean(self):
         if self.name_clashes(self.name):
@@ -80,10 +111,17 @@ class Judge(models.Model):
         return self.rater_id is not None and others.exists()
 
     def secret(self):
-        """The API key to send, from the database or the named environment variable."""
+        """The API key to send, from the database or the named environment variable.
+
+        The variable is checked again here: a judge saved before JUDGE_KEY_ENV_NAMES was
+        narrowed must not read what it no longer names.
+        """
         if self.api_key:
             return self.api_key
-        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        if not self.api_key_env:
+            return ""
+        validate_key_env(self.api_key_env)
+        return os.environ.get(self.api_key_env, "")
 
 
 class JudgeRun(models.Model):

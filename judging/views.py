@@ -5,8 +5,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from annotation.access import get_study_for
+from annotation.models import StudyMembership
 from judging import planning, work
-from judging.access import get_study_for_judges
 from judging.forms import RunForm
 
 
@@ -14,7 +15,7 @@ from judging.forms import RunForm
 @require_GET
 def estimate(request, slug):
     """What the run asked for would cost, with the button that starts it."""
-    study = get_study_for_judges(request, slug)
+    study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
     form = RunForm(study, request.GET)
     context = {"study": study, "form": form}
     if form.is_valid():
@@ -29,7 +30,7 @@ def estimate(request, slug):
 @login_required
 @require_POST
 def start(request, slug):
-    study = get_study_for_judges(request, slug)
+    study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
     form = RunForm(study, request.POST)
     if form.is_valid():
         try:
@@ -43,7 +44,7 @@ def start(request, slug):
 @login_required
 @require_POST
 def cancel(request, slug, pk):
-    study = get_study_for_judges(request, slug)
+    study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
     work.cancel(get_object_or_404(study.judge_runs, pk=pk))
     return redirect(_panel(study))
 

@@ -212,6 +212,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# The environment variables a judge may read its API key from (a judge's `api_key_env`): a
+# judge's key is sent to its host, so no other variable of the server's may be named.
+JUDGE_KEY_ENV_NAMES = envlist("JUDGE_KEY_ENV_NAMES", "OPENAI_API_KEY")
+
 # Studies with more current labels than this get their report built by a Celery worker.
 REPORT_IN_BACKGROUND_ABOVE = envint("REPORT_IN_BACKGROUND_ABOVE", 50_000)
 

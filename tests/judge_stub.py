@@ -107,6 +107,7 @@ class JudgeStub:
         retries as `list(stub.attempts.values())`.
     outcomes: how many requests got each outcome of OUTCOMES.
     bodies: the last 1,000 request bodies, parsed, to check what the client sent.
+    authorizations: how many requests carried each Authorization header ("" for none).
     max_in_flight: the most requests being handled at once: the client's real concurrency.
     """
 
@@ -122,6 +123,7 @@ class JudgeStub:
         self.attempts = Counter()
         self.outcomes = Counter()
         self.bodies = deque(maxlen=REMEMBERED_BODIES)
+        self.authorizations = Counter()  # Authorization headers received ("" when none)
         self.max_in_flight = self.in_flight
 
     async def __call__(self, scope, receive, send):
@@ -147,6 +149,7 @@ class JudgeStub:
         if scope["method"] != routes[path]:
             await _send_error(send, 405, "Method not allowed", "invalid_request_error")
             return
+        self.authorizations[dict(scope["headers"]).get(b"authorization", b"").decode()] += 1
         if refusal := self._refuse_key(scope):
             await _send_error(send, 401, refusal, "invalid_request_error", "invalid_api_key")
             return

@@ -3,6 +3,7 @@
 import pytest
 from conftest import make_study, make_user
 from django.core.exceptions import ValidationError
+from django.test import Client
 
 from annotation.models import Study, StudyMembership
 
@@ -95,3 +96,40 @@ def test_a_bad_worker_id_is_refused_naming_the_parameter(client, crowd, worker_i
     assert "PROLIFIC_PID" in reply.content.decode()
     assert "<script>" not in reply.content.decode()
     assert not StudyMembership.objects.filter(study=crowd).exists()
+
+
+def test_a_signed_in_account_is_asked_before_it_becomes_a_participant(client, crowd):
+    alice = make_user("alice", StudyMembership.Role.ADMIN, crowd)
+    alice.is_staff = True
+    alice.save()
+    client.force_login(alice)
+
+    asked = join(client, crowd, "5f3a")
+
+    assert asked.status_code == 200
+    assert "You are signed in as <strong>alice</strong>" in asked.text
+    assert int(client.session["_auth_user_id"]) == alice.pk  # the GET changed nothing
+    assert not StudyMembership.objects.filter(worker_id="5f3a").exists()
+    url = f"/s/crowd/join?token={crowd.join_token}&PROLIFIC_PID=5f3a"
+    assert '<form method="post">' in asked.text  # posts back to this very link
+
+    confirmed = client.post(url)
+    participant = StudyMembership.objects.get(study=crowd, worker_id="5f3a").user
+    assert confirmed.status_code == 302 and confirmed.url == "/s/crowd/label/"
+    assert int(client.session["_auth_user_id"]) == participant.pk
+
+
+def test_the_confirmation_needs_the_csrf_token(crowd):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("dana"))  # an invited annotator with a password
+    url = f"/s/crowd/join?token={crowd.join_token}&PROLIFIC_PID=5f3a"
+    assert client.get(url).status_code == 200
+    assert client.post(url).status_code == 403
+    assert not StudyMembership.objects.filter(worker_id="5f3a").exists()
+
+
+def test_a_participant_following_another_link_is_not_asked(client, crowd):
+    join(client, crowd, "5f3a")
+    other = make_study("second", status=Study.Status.OPEN, worker_id_param="PROLIFIC_PID")
+    reply = join(client, other, "5f3a")
+    assert reply.status_code == 302 and reply.url == "/s/second/label/"

@@ -1,11 +1,12 @@
-"""The judging API: judges for staff, a study's runs and prompt templates for its researchers."""
+"""The judging API: judges for those allowed to configure them, a study's runs and prompt
+templates for its researchers."""
 
 import json
 from decimal import Decimal
 
 import pytest
 from conftest import PAIRWISE_RUBRIC, make_study, make_user
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ValidationError
 from judge_stub import JudgeStub, StubConfig, running_stub
 from rest_framework.authtoken.models import Token
@@ -74,7 +75,10 @@ def dan(study):
 
 @pytest.fixture
 def staff(db):
-    return User.objects.create_user("sam", password="pw-for-tests-only", is_staff=True)
+    """Sam configures judges: staff with the `judging.change_judge` permission."""
+    sam = User.objects.create_user("sam", password="pw-for-tests-only", is_staff=True)
+    sam.user_permissions.add(Permission.objects.get(codename="change_judge"))
+    return sam
 
 
 @pytest.fixture
@@ -101,10 +105,13 @@ def eager_tasks():
 # Judges
 
 
-def test_only_staff_manage_judges(study, alice, staff):
+def test_only_holders_of_change_judge_manage_judges(study, alice, staff):
     assert api_for(None).get("/api/judges/").status_code == 401
     assert api_for(alice).get("/api/judges/").status_code == 403  # a study admin, not staff
     assert api_for(alice).post("/api/judges/", JUDGE_FIELDS, format="json").status_code == 403
+    plain_staff = User.objects.create_user("pat", is_staff=True)
+    assert api_for(plain_staff).get("/api/judges/").status_code == 403
+    assert api_for(plain_staff).post("/api/judges/", JUDGE_FIELDS, format="json").status_code == 403
 
     client = api_for(staff)
     created = client.post("/api/judges/", JUDGE_FIELDS, format="json")
@@ -120,6 +127,7 @@ def test_only_staff_manage_judges(study, alice, staff):
 
 
 def test_the_api_key_is_written_never_read(study, alice, staff):
+    StudyMembership.objects.create(study=study, user=staff, role=StudyMembership.Role.RESEARCHER)
     client = api_for(staff)
     bodies = []
 
@@ -210,13 +218,20 @@ def run_endpoints(run):
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
-    [("annotator", 403), ("expert", 403), ("outsider", 404), ("anonymous", 401)],
+    [
+        ("annotator", 404),
+        ("expert", 404),
+        ("outsider", 404),
+        ("staff", 404),
+        ("anonymous", 401),
+    ],
 )
 def test_runs_and_templates_are_for_researchers_only(study, judge, persona, expected):
     users = {
         "annotator": lambda: make_user("bob", StudyMembership.Role.ANNOTATOR, study),
         "expert": lambda: make_user("carol", StudyMembership.Role.EXPERT, study),
         "outsider": lambda: make_user("erin", StudyMembership.Role.ADMIN, make_study(slug="other")),
+        "staff": lambda: User.objects.create_user("sam", is_staff=True),  # no membership
         "anonymous": lambda: None,
     }
     client = api_for(users[persona]())
@@ -229,12 +244,12 @@ def test_runs_and_templates_are_for_researchers_only(study, judge, persona, expe
     assert not PromptTemplate.objects.exists()
 
 
-@pytest.mark.parametrize("persona", ["researcher", "admin", "staff"])
-def test_researchers_admins_and_staff_see_and_start_runs(study, judge, persona):
+@pytest.mark.parametrize("persona", ["researcher", "admin", "superuser"])
+def test_researchers_admins_and_superusers_see_and_start_runs(study, judge, persona):
     users = {
         "researcher": lambda: make_user("dan", StudyMembership.Role.RESEARCHER, study),
         "admin": lambda: make_user("alice", StudyMembership.Role.ADMIN, study),
-        "staff": lambda: User.objects.create_user("sam", is_staff=True),  # no membership
+        "superuser": lambda: User.objects.create_superuser("root"),  # no membership
     }
     client = api_for(users[persona]())
     run = plan_run(study, judge, ["pref"])

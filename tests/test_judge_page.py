@@ -117,10 +117,10 @@ def test_an_annotator_sees_neither_the_dashboard_nor_the_judge_steps(client, stu
     client.force_login(make_user("bob", StudyMembership.Role.ANNOTATOR, study))
     assert client.get("/studies/s1/").status_code == 404
     estimate = "/studies/s1/judge-runs/estimate/?judge=stub&questions=pref"
-    assert client.get(estimate).status_code == 403
+    assert client.get(estimate).status_code == 404
     body = {"judge": "stub", "questions": "pref"}
-    assert client.post("/studies/s1/judge-runs/start/", body).status_code == 403
-    assert client.post(f"/studies/s1/judge-runs/{run.pk}/cancel/").status_code == 403
+    assert client.post("/studies/s1/judge-runs/start/", body).status_code == 404
+    assert client.post(f"/studies/s1/judge-runs/{run.pk}/cancel/").status_code == 404
     assert JudgeRun.objects.get().status == JudgeRun.Status.QUEUED
     assert JudgeRun.objects.count() == 1
 

@@ -287,9 +287,16 @@ def test_the_admin_keeps_the_stored_key_when_the_field_is_left_empty(stub, clien
     assert judge.model == "other-model" and judge.api_key == SECRET
 
 
-def test_add_judge_validates_the_base_url():
+def test_add_judge_validates_the_base_url_and_the_key_variable(settings):
     with pytest.raises(CommandError, match="base_url"):
         call_command("add_judge", "bad", "--base-url", "file:///etc/passwd", "--model", "m")
+    with pytest.raises(CommandError, match="'DATABASE_URL' is not a variable judges may read"):
+        call_command(
+            "add_judge", "bad", "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+            "--api-key-env", "DATABASE_URL",
+        )  # fmt: skip
+    assert not Judge.objects.exists()
+    settings.JUDGE_KEY_ENV_NAMES = ["OPENAI_API_KEY", "MY_KEY"]
     call_command(
         "add_judge",
         "ok",

@@ -2,7 +2,8 @@
 
 from django import template
 
-from judging.access import may_judge
+from annotation.access import has_role
+from annotation.models import StudyMembership
 from judging.forms import RunForm
 
 register = template.Library()
@@ -15,7 +16,7 @@ def judge_panel(context, study, user):
 
     Renders nothing for those who may not run judges, whatever page includes it.
     """
-    if not may_judge(study, user):
+    if not has_role(study, user, StudyMembership.Role.RESEARCHER):
         return {"show": False}
     runs = study.judge_runs.select_related("judge", "study__rubric").order_by("-created_at")
     return {
