@@ -16,7 +16,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--model", required=True)
         parser.add_argument(
-            "--api-key-env", default="", help="environment variable that holds the API key"
+            "--api-key-env",
+            default="",
+            help="environment variable that holds the API key; one of JUDGE_KEY_ENV_NAMES",
         )
         parser.add_argument("--concurrency", type=int, default=8)
         parser.add_argument("--rpm", type=int, help="requests-per-minute limit")
