@@ -2,7 +2,8 @@
 
 Exports stream from the database in chunks, so memory stays flat however big the study.
 They are the exact inverse of the importers: export, import into a new study and export
-again gives the same bytes.
+again gives the same bytes. CSV cells are escaped against spreadsheet formulas
+(`annotation.spreadsheet`), and the importers undo the escape.
 """
 
 import csv
@@ -18,6 +19,7 @@ from django.db.models.functions import Cast, Collate
 from annotation.imports import LABEL_COLUMNS
 from annotation.models import Annotation
 from annotation.rubrics import CELL_RE, STRENGTH_RE, render_value
+from annotation.spreadsheet import escape_cell
 
 FORMATS = ("csv", "jsonl")
 CHUNK_SIZE = 5000
@@ -89,12 +91,14 @@ def write_items_jsonl(study, out):
 
 
 def write_labels_csv(study, out):
-    """The long label CSV: one row per (item, rater, question cell) of current labels."""
+    """The long label CSV: one row per (item, rater, question cell) of current labels, every
+    cell escaped so that no answer, name or id runs as a spreadsheet formula."""
     writer = csv.writer(out)
     writer.writerow(LABEL_COLUMNS)
     n = 0
     for *head, confidence, rationale in label_rows(study):
-        writer.writerow((*head, "" if confidence is None else repr(confidence), rationale))
+        confidence = "" if confidence is None else repr(confidence)
+        writer.writerow(map(escape_cell, (*head, confidence, rationale)))
         n += 1
     return n
 

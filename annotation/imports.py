@@ -26,6 +26,7 @@ from django.db import connections, router, transaction
 
 from annotation.consumers import announce_progress
 from annotation.models import Annotation, Item, Rater, StudyMembership
+from annotation.spreadsheet import unescape_cell
 
 MAX_ERRORS = 50
 BATCH_SIZE = 2000
@@ -618,7 +619,8 @@ def _csv_rows(path, *, required, allowed=None):
     """Yield (line number, row dict or FieldError); UTF-8 with or without BOM, any newline.
 
     The line number is where the row starts, so a quoted field spanning lines is reported
-    where a user would look for it.
+    where a user would look for it. Every cell, header included, loses the `'` that exports
+    put before would-be spreadsheet formulas (`annotation.spreadsheet`).
     """
     with open(path, "rb") as raw:
         lines = _DecodedLines(raw)
@@ -630,7 +632,7 @@ def _csv_rows(path, *, required, allowed=None):
             return
         if header is None:
             return
-        header = [h.strip() for h in header]
+        header = [unescape_cell(h.strip()) for h in header]
         missing = [c for c in required if c not in header]
         if missing:
             yield (
@@ -662,7 +664,7 @@ def _csv_rows(path, *, required, allowed=None):
             if len(row) != len(header):
                 yield line, FieldError(None, f"has {len(row)} fields; the header has {len(header)}")
             else:
-                yield line, dict(zip(header, row, strict=True))
+                yield line, dict(zip(header, map(unescape_cell, row), strict=True))
 
 
 class _DecodedLines:

@@ -14,6 +14,7 @@ from django.db.models import Count, Max
 
 from annotation.exports import label_rows
 from annotation.models import Annotation, Rater
+from annotation.spreadsheet import escape_cell
 from calibration import biases, plots, rankings
 from calibration.agreement import (
     HUMAN,
@@ -274,6 +275,7 @@ def _scores(ranking):
 
 
 REPORT_TABLE_COLUMNS = ["question", "group", "rater", "metric", "value", "ci_low", "ci_high"]
+REPORT_TEXT_COLUMNS = ["question", "group", "rater", "metric"]
 
 
 def report_table(report):
@@ -311,6 +313,16 @@ def report_table(report):
                     )
                 )
     return pd.DataFrame.from_records(rows, columns=REPORT_TABLE_COLUMNS)
+
+
+def report_csv(report):
+    """The report table as CSV text (the command's and the page's download). Its text cells
+    hold judge names, question keys and metadata values, so they are escaped against
+    spreadsheet formulas; the numbers stay numbers."""
+    table = report_table(report)
+    for column in REPORT_TEXT_COLUMNS:
+        table[column] = table[column].map(escape_cell)
+    return table.to_csv(index=False)
 
 
 def _metric_rows(question, group, rater, values, prefix=""):

@@ -6,7 +6,7 @@ from django.shortcuts import render
 
 from annotation.access import get_study_for
 from annotation.models import StudyMembership
-from calibration.reports import build_report, cached_report, is_large, report_table
+from calibration.reports import build_report, cached_report, is_large, report_csv, report_table
 from calibration.tasks import start_building
 
 DOWNLOADS = {
@@ -33,13 +33,12 @@ def report(request, slug):
 
 
 def _download(report, slug, fmt):
-    table = report_table(report)
     content_type, extension = DOWNLOADS[fmt]
     if fmt == "csv":
-        body = table.to_csv(index=False)
+        body = report_csv(report)
     else:
         buffer = io.BytesIO()
-        table.to_parquet(buffer, index=False)
+        report_table(report).to_parquet(buffer, index=False)
         body = buffer.getvalue()
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{slug}-report.{extension}"'

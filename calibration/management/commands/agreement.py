@@ -3,6 +3,7 @@ import json
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation.spreadsheet import unescape_cell
 from calibration.agreement import LabelsError, Options, question_agreement
 from calibration.metrics import LEVELS
 
@@ -57,6 +58,8 @@ class Command(BaseCommand):
 
 
 def _read(path):
+    """The label file as a table of strings, each cell without the `'` that exports put
+    before would-be spreadsheet formulas."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError:
@@ -65,6 +68,7 @@ def _read(path):
         raise CommandError(f"{path}: the file is empty", returncode=2) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise CommandError(f"{path}: not a readable CSV: {e}", returncode=2) from None
+    table = table.rename(columns=unescape_cell).map(unescape_cell)
     missing = [c for c in ("item", "rater", "value") if c not in table.columns]
     if missing:
         raise CommandError(

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 
 from annotation.models import Study
-from calibration.reports import build_report, report_table
+from calibration.reports import build_report, report_csv, report_table
 
 FORMATS = ("json", "html", "csv", "parquet")
 
@@ -67,7 +67,7 @@ def _render(entry, study, fmt):
     if fmt == "json":
         return json.dumps(report, ensure_ascii=False) + "\n"
     if fmt == "csv":
-        return report_table(report).to_csv(index=False)
+        return report_csv(report)
     if fmt == "parquet":
         buffer = io.BytesIO()
         report_table(report).to_parquet(buffer, index=False)
