@@ -28,6 +28,7 @@ from django.utils import timezone
 from annotation import quality
 from annotation.consumers import announce_progress
 from annotation.models import Annotation, Item, Rater, Reservation, RubricVersion, Skip, Study
+from annotation.signals import labels_settled
 
 CANDIDATES = 20  # items tried per pass
 LOCKED_RETRY_SECONDS = 2.0  # how long to look again while others hold candidate items
@@ -267,6 +268,8 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None, ti
         if reservation:
             reservation.delete()
         quality.review_gold(study, user, item)
+        if Item.objects.filter(pk=item.pk, human_labels__gte=study.overlap).exists():
+            labels_settled.send(sender=Annotation, study=study, items=[item.pk])
         transaction.on_commit(lambda: announce_progress(study))
     return annotation
 

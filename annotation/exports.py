@@ -103,16 +103,19 @@ def write_labels_csv(study, out):
     return n
 
 
-def label_rows(study):
-    """A study's current labels as label CSV rows, values in CSV terms, confidence a float.
+def label_rows(study, items=None):
+    """A study's current labels as label CSV rows, values in CSV terms, confidence a float;
+    with `items` (item ids), those items' only.
 
     Rows follow item import order, then humans before judges, rater name, presentation order,
     and the rubric's question order.
     """
     rank = {key: i for i, key in enumerate(study.rubric_version.parsed.keys)}
+    labels = Annotation.objects.of_study(study).current()
+    if items is not None:
+        labels = labels.filter(item_id__in=items)
     rows = (
-        Annotation.objects.of_study(study)
-        .current()
+        labels
         # Most labels have no confidence or rationale: skip decoding "{}" twice a row.
         .annotate(
             confidences_json=Cast("confidences", TextField()),

@@ -26,6 +26,7 @@ from django.db import connections, router, transaction
 
 from annotation.consumers import announce_progress
 from annotation.models import Annotation, Item, Rater, StudyMembership
+from annotation.signals import labels_settled
 from annotation.spreadsheet import unescape_cell
 
 MAX_ERRORS = 50
@@ -381,6 +382,7 @@ def import_labels(study, path, *, update=False):
             result = _write_labels(study, rubric_version, staged, errors, update=update)
             errors.raise_if_any()
             study.items.recount_labels()
+            labels_settled.send(sender=Annotation, study=study, items=None)
             transaction.on_commit(lambda: announce_progress(study))
     return result
 

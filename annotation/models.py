@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils.functional import cached_property
 
+from annotation import queue_rules
 from annotation.rubrics import parse_rubric
 
 
@@ -106,6 +107,12 @@ class Study(models.Model):
         default=0.0,
         help_text="Pause an annotator whose gold accuracy falls below this (0: never).",
     )
+    routing_rules = models.JSONField(
+        default=queue_rules.default_rules,
+        blank=True,
+        help_text='Disagreements that send an item to the expert queue, e.g. {"no_majority": '
+        'true, "low_agreement": 0.7}; false or absent is off, a number is the threshold.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = StudyQuerySet.as_manager()
@@ -121,6 +128,12 @@ class Study(models.Model):
 
     def __str__(self):
         return self.slug
+
+    def clean(self):
+        try:
+            queue_rules.check_rules(self.routing_rules)
+        except ValueError as e:
+            raise ValidationError({"routing_rules": str(e)}) from None
 
     @cached_property
     def rubric_version(self):
@@ -315,6 +328,11 @@ class Item(models.Model):
         null=True, blank=True, help_text="Sent to the expert queue: no longer handed out."
     )
     routed_reason = models.CharField(max_length=200, blank=True)
+    routing_reasons = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='The routing rules that fired on it at its latest routing, as "rule:question".',
+    )
     human_labels = models.PositiveIntegerField(
         default=0,
         help_text="Current human labels, counted as they arrive so that choosing the next "

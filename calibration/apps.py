@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class CalibrationConfig(AppConfig):
     name = "calibration"
     verbose_name = "Calibration"
+
+    def ready(self):
+        from annotation.signals import labels_settled
+        from calibration.tasks import route_on_commit
+
+        labels_settled.connect(route_on_commit, dispatch_uid="calibration.route_on_commit")

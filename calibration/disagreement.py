@@ -3,9 +3,9 @@
 Pure pandas on one study's long label table, no Django: the routing code turns a study's
 labels into the table, stores the reasons this module finds and queues the items. The API:
 
-- `RULES`: the rule names, in the order reasons are listed; `DEFAULT_RULES`: a new study's.
-- `check_rules(obj)`: a study's rules JSON validated (ValueError naming the key otherwise)
-  and normalised to every rule present: False when off, True or a threshold when on.
+- `RULES`, `check_rules` (from `annotation.queue_rules`, where a study's rules JSON is
+  defined): the rule names, in the order reasons are listed, and the rules JSON validated and
+  normalised to every rule present.
 - `reasons(labels, rules, gold=None)`: one row (item, rule, question) per rule that fires on
   a question of an item; an item is routed when it has any row.
 - `rule_counts(found)`: the `route` command's counts of those rows, per rule and routed.
@@ -45,64 +45,20 @@ All of it is vectorised (groupby with built-in aggregations on integer codes), s
 """
 
 import math
-import numbers
 import re
 
 import numpy as np
 import pandas as pd
 
+from annotation.queue_rules import RULES, check_rules
 from calibration.agreement import HUMAN, LLM, TIE, UNABLE
 
 # A judge reply that could not be read (judging.parsing's INVALID; calibration does not import
 # judging). Runs store no label for one, but a label table from elsewhere may carry it.
 INVALID = "invalid"
 
-RULES = (
-    "no_majority",
-    "low_agreement",
-    "judge_conflict",
-    "judge_inconsistent",
-    "low_confidence",
-    "unable",
-    "gold_miss",
-)
-THRESHOLD_RULES = ("low_agreement", "low_confidence")
-DEFAULT_RULES = {"no_majority": True, "judge_inconsistent": True, "unable": True, "gold_miss": True}
 REASON_COLUMNS = ["item", "rule", "question"]
 _CHECKLIST_ROW = re.compile(r"^(?P<key>.*)\[(?P<index>\d+)\]$")
-
-
-def check_rules(obj):
-    """The rules as stored on a study, refused with the key at fault before any is applied.
-
-    Absent rules are off. A threshold rule is false or a number in (0, 1]: `true` would leave
-    its threshold to a guess.
-    """
-    if not isinstance(obj, dict):
-        raise ValueError(f"the rules must be a JSON object of rule names, not {obj!r}")
-    unknown = sorted(set(obj) - set(RULES), key=str)
-    if unknown:
-        raise ValueError(f"unknown rule {unknown[0]!r}; expected one of {', '.join(RULES)}")
-    rules = {}
-    for rule in RULES:
-        value = obj.get(rule, False)
-        if rule in THRESHOLD_RULES:
-            rules[rule] = _threshold(rule, value)
-        elif isinstance(value, bool):
-            rules[rule] = value
-        else:
-            raise ValueError(f"{rule!r} must be true or false, not {value!r}")
-    return rules
-
-
-def _threshold(rule, value):
-    if value is False:
-        return False
-    if value is True:
-        raise ValueError(f"{rule!r} needs a threshold: a number in (0, 1], or false for off")
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value <= 1:
-        return float(value)
-    raise ValueError(f"{rule!r} must be false or a number in (0, 1], not {value!r}")
 
 
 def reasons(labels, rules, gold=None):

@@ -32,9 +32,10 @@ BREAKDOWN_MAX_VALUES = 30  # metadata fields with more distinct values are not c
 ANALYSED_TYPES = ("pairwise", "likert", "checklist", "binary", "categorical")
 
 
-def study_labels(study):
-    """The study's current labels as a long table (the label CSV's columns)."""
-    rows = ((*row[:7],) for row in label_rows(study))
+def study_labels(study, items=None):
+    """The study's current labels as a long table (the label CSV's columns); with `items`
+    (item ids), those items' only."""
+    rows = ((*row[:7],) for row in label_rows(study, items))
     return pd.DataFrame.from_records(rows, columns=LABEL_TABLE_COLUMNS)
 
 
@@ -140,26 +141,35 @@ def report_for(labels, items, rubric, *, slug, options=None, families=None):
     """The report of a study from its label table, item table and rubric (no database)."""
     options = options or Options()
     questions = []
-    for q in rubric.questions:
-        if q.type not in ANALYSED_TYPES:
+    for q, cell in analysed_cells(rubric, labels["question"].unique()):
+        rows = labels[labels["question"] == cell]
+        if rows.empty:
             continue
-        if q.type == "checklist":
-            cells = sorted(
-                (c for c in labels["question"].unique() if c.startswith(f"{q.key}[")),
-                key=lambda c: int(c[len(q.key) + 1 : -1]),
-            )
-        else:
-            cells = [q.key]
-        for cell in cells:
-            rows = labels[labels["question"] == cell]
-            if rows.empty:
-                continue
-            questions.append(_question_report(cell, q, rows, items, options, families or {}))
+        questions.append(_question_report(cell, q, rows, items, options, families or {}))
     return {
         "study": slug,
         "questions": questions,
         "rankings": _rankings(labels, items, rubric, options),
     }
+
+
+def analysed_cells(rubric, cells):
+    """(question, cell) of each label cell that the report analyses, in rubric order: every
+    question but free text, each checklist row (`key[i]`, by i) on its own, no strength rows.
+    `cells` are those the labels have (a checklist's rows are known from them)."""
+    out = []
+    for q in rubric.questions:
+        if q.type not in ANALYSED_TYPES:
+            continue
+        if q.type == "checklist":
+            rows = sorted(
+                (c for c in cells if c.startswith(f"{q.key}[")),
+                key=lambda c: int(c[len(q.key) + 1 : -1]),
+            )
+            out.extend((q, row) for row in rows)
+        else:
+            out.append((q, q.key))
+    return out
 
 
 def _question_report(cell, question, rows, items, options, families):

@@ -2,8 +2,10 @@
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import transaction
 
 from annotation.models import Study
+from calibration import queueing
 from calibration.reports import build_report, building_key
 
 
@@ -23,3 +25,17 @@ def start_building(study):
         return False
     build_study_report.delay(study.pk)
     return True
+
+
+@shared_task
+def route_items(study_id, slug, items=None):
+    """Route a study's items (ids, or None: all) by its rules. The slug guards against a
+    message that outlived its study and names another study of the same id."""
+    study = Study.objects.filter(pk=study_id, slug=slug).select_related("rubric").first()
+    if study is not None:
+        queueing.route(study, items=items)
+
+
+def route_on_commit(sender, study, items, **kwargs):
+    """annotation.signals.labels_settled: route those items once their labels are committed."""
+    transaction.on_commit(lambda: route_items.delay(study.pk, study.slug, items))

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Annotation
+from annotation.signals import labels_settled
 from judging import parsing, prompts
 from judging.client import JudgeClient, JudgeRequestFailed
 from judging.models import JudgeRun, PromptTemplate, Verdict
@@ -88,6 +89,7 @@ def execute(run_id):
         error=f"{failed} requests failed after every retry" if failed else "",
         finished_at=timezone.now(),
     )
+    labels_settled.send(sender=JudgeRun, study=run.study, items=None)
 
 
 def cancel(run):

@@ -13,14 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from annotation.queue_rules import DEFAULT_RULES, RULES, check_rules
 from calibration.agreement import judge_verdicts, unique_majority
-from calibration.disagreement import (
-    DEFAULT_RULES,
-    RULES,
-    check_rules,
-    reasons,
-    rule_counts,
-)
+from calibration.disagreement import reasons, rule_counts
 
 COLUMNS = ["item", "rater", "kind", "question", "value", "order", "confidence"]
 ALL_ON = {
