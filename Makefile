@@ -58,6 +58,7 @@ test: lint browser
 bench: install-test
 	$(PY) tests/bench/run.py
 	$(PY) tests/bench/bench_metrics.py
+	$(PY) tests/bench/bench_disagreement.py
 	$(PY) tests/bench/bench_judge.py
 	# 200 annotators on 2,000 items, each taking ~20 s to read a pair (the latency target's
 	# load), then the same crowd without pauses on 300 items (the server's capacity).
