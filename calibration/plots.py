@@ -6,6 +6,7 @@ reaches the page.
 """
 
 import io
+import re
 
 import matplotlib
 
@@ -138,4 +139,30 @@ def _svg(fig):
     fig.savefig(out, format="svg")
     plt.close(fig)
     svg = out.getvalue()
-    return svg[svg.index("<svg") :]  # drop the XML prologue and doctype for inline use
+    return _without_css(svg[svg.index("<svg") :])  # no XML prologue or doctype inline
+
+
+# Matplotlib's one style sheet (defaults for every element) and its style attributes. In an
+# HTML page an SVG <style> element is not the SVG's own: it styles the whole document.
+_STYLE_SHEET = re.compile(r"\s*<style[^>]*>\*\{([^}]*)\}</style>")
+_STYLE_ATTRIBUTE = re.compile(r'(<[a-zA-Z][^<>]*?) style="([^"]*)"')
+
+
+def _without_css(svg):
+    """The same SVG with its CSS written as presentation attributes (`fill="#fff"`).
+
+    The page's Content-Security-Policy (style-src 'self') blocks inline CSS, which would draw
+    every shape black; presentation attributes are not CSS and need no exception. The sheet's
+    defaults go on the root element, which every element inherits them from unless it sets
+    its own.
+    """
+    defaults = _STYLE_SHEET.search(svg)
+    if defaults:
+        svg = svg[: defaults.start()] + svg[defaults.end() :]
+        svg = svg.replace("<svg ", f"<svg {_attributes(defaults[1])} ", 1)
+    return _STYLE_ATTRIBUTE.sub(lambda m: f"{m[1]} {_attributes(m[2])}", svg)
+
+
+def _attributes(declarations):
+    pairs = (d.split(":", 1) for d in declarations.split(";") if d.strip())
+    return " ".join(f'{name.strip()}="{value.strip()}"' for name, value in pairs)

@@ -5,11 +5,19 @@ are for the study's researchers and admins. No endpoint here returns a verdict o
 API key.
 """
 
+import re
+
 from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from annotation.access import get_study_for
@@ -17,16 +25,30 @@ from annotation.models import StudyMembership
 from judging import planning, prompts, work
 from judging.access import JudgePermission
 from judging.models import NAME_CLASH, Judge, JudgeRun, PromptTemplate
+from quorum import api_fields
+from quorum.api_errors import DETAIL, Conflict
+
+PRICE = r"^\d{1,4}(\.\d{1,6})?$"
 
 
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": PRICE, "example": "0.5"})
+class PriceField(serializers.DecimalField):
+    """Dollars per 1,000 tokens, as a string such as "0.5": never negative, and held to the
+    pattern the schema publishes (DRF's field would also take "1e2", " 1" or a JSON number)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=10, decimal_places=6, **kwargs)
+
+    def to_internal_value(self, data):
+        if not (isinstance(data, str) and re.fullmatch(PRICE, data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
-class JudgeSerializer(serializers.ModelSerializer):
-    api_key = serializers.CharField(
+class JudgeSerializer(api_fields.ModelSerializer):
+    price_per_1k_input = PriceField(required=False)
+    price_per_1k_output = PriceField(required=False)
+    api_key = api_fields.CharField(
         write_only=True,
         required=False,
         allow_blank=True,
@@ -57,6 +79,8 @@ class JudgeSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         extra_kwargs = {
+            "name": {"min_length": 1},  # blank was refused already; now the schema says so
+            "model": {"min_length": 1},
             "max_tokens": {"min_value": 1},
             "max_concurrency": {"min_value": 1},
             "requests_per_minute": {"min_value": 1},
@@ -104,15 +128,15 @@ class JudgeRunSerializer(serializers.ModelSerializer):
 
 
 class RunRequestSerializer(serializers.Serializer):
-    judge = serializers.SlugRelatedField(
+    judge = api_fields.SlugRelatedField(
         slug_field="name", queryset=Judge.objects.all(), help_text="The judge's name."
     )
     questions = serializers.ListField(
-        child=serializers.CharField(),
+        child=api_fields.CharField(),
         required=False,
         help_text="Rubric question keys; left out or empty, every question a judge answers.",
     )
-    both_orders = serializers.BooleanField(
+    both_orders = api_fields.BooleanField(
         default=False, help_text="Ask pairwise questions in AB and in BA order."
     )
 
@@ -135,14 +159,14 @@ class EstimateSerializer(serializers.Serializer):
 
 class PromptTemplateSerializer(serializers.Serializer):
     question_type = serializers.CharField(read_only=True)
-    system = serializers.CharField(
+    system = api_fields.CharField(
         required=False,
         allow_blank=True,
         trim_whitespace=False,
         help_text="Left out: the default. Empty: no system message.",
     )
-    user = serializers.CharField(
-        required=False, trim_whitespace=False, help_text="Left out: the default."
+    user = api_fields.CharField(
+        required=False, min_length=1, trim_whitespace=False, help_text="Left out: the default."
     )
     is_default = serializers.BooleanField(read_only=True)
     template_fields = serializers.ListField(
@@ -187,7 +211,9 @@ class JudgeDetail(generics.RetrieveUpdateDestroyAPIView):
     serializer_class = JudgeSerializer
     queryset = Judge.objects.all()
 
-    @extend_schema(responses={204: None, 409: OpenApiResponse(description="The judge has runs.")})
+    @extend_schema(
+        responses={204: None, 409: OpenApiResponse(DETAIL, description="The judge has runs.")}
+    )
     def delete(self, request, *args, **kwargs):
         return super().delete(request, *args, **kwargs)
 
@@ -240,7 +266,10 @@ class JudgeRunCancel(_StudyRunView):
 
     @extend_schema(
         request=None,
-        responses={200: JudgeRunSerializer, 409: OpenApiResponse(description="Already over.")},
+        responses={
+            200: JudgeRunSerializer,
+            409: OpenApiResponse(DETAIL, description="Already over."),
+        },
     )
     def post(self, request, slug, pk):
         run = self.get_object()
@@ -281,6 +310,16 @@ class PromptTemplateList(generics.GenericAPIView):
         return Response([_template_data(t, own.get(t)) for t in prompts.DEFAULT_TEMPLATES])
 
 
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "question_type",
+            OpenApiTypes.STR,
+            OpenApiParameter.PATH,
+            enum=list(prompts.DEFAULT_TEMPLATES),
+        )
+    ]
+)
 class PromptTemplateDetail(generics.GenericAPIView):
     """A study's prompt for one question type. PUT checks it (an unknown {field} is a 400
     naming it) and stores it complete; DELETE brings back the default."""
@@ -288,12 +327,12 @@ class PromptTemplateDetail(generics.GenericAPIView):
     serializer_class = PromptTemplateSerializer
 
     def get(self, request, slug, question_type):
-        study, question_type = self._study_and_type(slug, question_type)
+        study, question_type = self.get_object()
         own = PromptTemplate.study_templates(study).get(question_type)
         return Response(_template_data(question_type, own))
 
     def put(self, request, slug, question_type):
-        study, question_type = self._study_and_type(slug, question_type)
+        study, question_type = self.get_object()
         asked = self.get_serializer(data=request.data)
         asked.is_valid(raise_exception=True)
         template = {part: asked.validated_data[part] for part in prompts.TEMPLATE_PARTS}
@@ -304,15 +343,19 @@ class PromptTemplateDetail(generics.GenericAPIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, slug, question_type):
-        study, question_type = self._study_and_type(slug, question_type)
+        study, question_type = self.get_object()
         PromptTemplate.objects.filter(study=study, question_type=question_type).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "question_type": self.kwargs["question_type"]}
 
-    def _study_and_type(self, slug, question_type):
-        study = _study(self.request, slug)
+    def get_object(self):
+        """The study and the question type of the URL, 404 unless the caller is one of the
+        study's researchers and judges answer that type. OPTIONS calls it too, to learn
+        whether to describe PUT; a template is no model instance, so there is no queryset."""
+        study = _study(self.request, self.kwargs["slug"])
+        question_type = self.kwargs["question_type"]
         if question_type not in prompts.DEFAULT_TEMPLATES:
             raise NotFound(f"judges answer no {question_type!r} questions")
         return study, question_type

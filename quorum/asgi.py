@@ -5,9 +5,17 @@ from importlib import import_module
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quorum.settings")
 django_asgi_app = get_asgi_application()
+
+from quorum.staticfiles import missing_manifest  # noqa: E402  (needs Django set up first)
+
+# A server that starts without `collectstatic` would answer every page with a 500; it
+# refuses to start instead, saying what to run.
+if problem := missing_manifest():
+    raise ImproperlyConfigured(problem)
 
 # Import the URLconf, and with it every view and what they use (pandas and matplotlib among
 # them: most of a second), while the worker starts, not in its first requests.

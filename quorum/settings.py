@@ -7,9 +7,11 @@ PostgreSQL and Redis.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUORUM_VAR_DIR", BASE_DIR / "var"))
@@ -58,20 +60,25 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
+    "quorum",
     "annotation",
     "judging",
     "calibration",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "quorum.staticfiles.StaticFilesMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "quorum.urls"
@@ -121,10 +128,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["quorum.auth.UsernameOrEmailBackend"]
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "quorum.auth.UsernameOrEmailBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotation:studies"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one account from
+# one address, that account is locked for that address only, for AXES_COOLOFF_MINUTES (0: until
+# an admin unlocks it); others at that address, and the account elsewhere, log in as usual.
+# The address is REMOTE_ADDR: uvicorn fills it from X-Forwarded-For only for the proxies named
+# in its FORWARDED_ALLOW_IPS (see the README), so axes itself reads no forwarding header.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5)
+_cooloff_minutes = envint("AXES_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# An email address counts as the account it logs in to, so its spellings share one count.
+AXES_USERNAME_CALLABLE = "quorum.auth.lockout_username"
+AXES_RESET_ON_SUCCESS = True
+# A try while locked out starts the cool-off again, so the page's "try again in N minutes" holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Failed attempts are kept (they are the lockout); successful logins and their addresses are not.
+AXES_DISABLE_ACCESS_LOG = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -162,20 +191,46 @@ SECURE_PROXY_SSL_HEADER = (
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy (django-csp): pages run only our own static scripts and style
+# sheets, no inline code or CSS (the report's SVG plots carry presentation attributes, not
+# styles). data: images are the report's confusion matrices, PNG inside the SVG. 'self' in
+# connect-src also allows the same host's ws:/wss:, for the study page's live counters.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "quorum.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "quorum.api_errors.ErrorDocumentingAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "quorum.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Quorum API",
     "DESCRIPTION": "Studies, items and labels of the Quorum annotation platform.",
     "VERSION": "0.1.0",
+    # The API is documented as JSON; the form parsers serve the browsable API's forms, which
+    # cannot send a null or an empty list.
+    "PARSER_WHITELIST": ["quorum.parsers.DepthLimitedJSONParser"],
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -225,5 +280,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # One line per judge request is noise at INFO; failures are kept on the verdicts.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # django-axes announces itself at INFO on every start, management commands included; its
+    # failed logins and lockouts are warnings and still show.
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},
+    },
 }

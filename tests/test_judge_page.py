@@ -7,6 +7,7 @@ import pytest
 from conftest import SCREENSHOTS, make_study, make_user
 from django.contrib.auth.models import User
 from django.template import Context, Template
+from playwright.sync_api import expect
 
 from annotation.models import Item, StudyMembership
 from judging import prompts
@@ -232,16 +233,13 @@ def test_the_panel_follows_a_running_run_without_a_reload(asgi_server, page):
     # What a worker does, seen by the page only through its polling.
     JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.RUNNING)
     add_verdict(run, study.items.get(position=0), "AB", value="A", prompt_tokens=10)
-    page.wait_for_function(
-        "document.querySelector('[data-field=\"done\"]').textContent === '1 / 2'", timeout=10_000
-    )
+    # A locator's wait, not wait_for_function: the page's CSP forbids evaluating strings.
+    expect(row.locator('[data-field="done"]')).to_have_text("1 / 2", timeout=10_000)
     assert row.locator('[data-field="status"]').inner_text() == "running"
     assert row.locator("form[data-cancel]").count() == 1
     add_verdict(run, study.items.get(position=1), "AB", value="B", prompt_tokens=10)
     JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.DONE)
-    page.wait_for_function(
-        "document.querySelector('[data-field=\"status\"]').textContent === 'done'", timeout=10_000
-    )
+    expect(row.locator('[data-field="status"]')).to_have_text("done", timeout=10_000)
     assert row.locator('[data-field="remaining"]').inner_text() == "0"
     assert row.locator("form[data-cancel]").count() == 0  # nothing left to cancel
     page.screenshot(path=SCREENSHOTS / "judge-panel.png", full_page=True)

@@ -106,6 +106,7 @@ def test_it_passes_the_deploy_check_but_for_the_proxys_https_settings(tmp_path):
     code = (
         "import django, sys; django.setup();"
         "from django.core.management import call_command;"
+        "call_command('collectstatic', '--noinput', verbosity=0);"
         "call_command('check', '--deploy')"
     )
     out = run_python(code, tmp_path, DEBUG="0")
