@@ -1,10 +1,12 @@
 from django.contrib import admin
+from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import (
     Annotation,
     Item,
     Rater,
+    RoutingDecision,
     Rubric,
     RubricVersion,
     Study,
@@ -53,14 +55,27 @@ class ItemAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send to the expert queue (annotators no longer get them)")
     def route_to_experts(self, request, queryset):
-        reason = f"sent by {request.user.get_username()}"
-        n = queryset.filter(routed_at=None).update(routed_at=timezone.now(), routed_reason=reason)
+        n = self._move(request, queryset.filter(routed_at=None), routed=True)
         self.message_user(request, f"{n} items sent to the expert queue.")
 
     @admin.action(description="Return to annotators")
     def return_to_annotators(self, request, queryset):
-        n = queryset.exclude(routed_at=None).update(routed_at=None, routed_reason="")
+        n = self._move(request, queryset.exclude(routed_at=None), routed=False)
         self.message_user(request, f"{n} items returned to annotators.")
+
+    @staticmethod
+    def _move(request, queryset, *, routed):
+        """Route or un-route the items by hand, each change kept in the item's history."""
+        now, by = timezone.now(), f"sent by {request.user.get_username()}"
+        with transaction.atomic():
+            pks = list(queryset.select_for_update().values_list("pk", flat=True))
+            Item.objects.filter(pk__in=pks).update(
+                routed_at=now if routed else None, routed_reason=by if routed else ""
+            )
+            RoutingDecision.objects.bulk_create(
+                RoutingDecision(item_id=pk, routed=routed, by=by, created_at=now) for pk in pks
+            )
+        return len(pks)
 
 
 @admin.register(Rater)

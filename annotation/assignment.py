@@ -1,8 +1,9 @@
 """The assignment engine: which item an annotator labels next, and taking their answer.
 
 Invariants, under any number of web processes:
-- an item has at most `overlap` current human labels plus live reservations (gold items,
-  which every annotator sees once, excepted);
+- an item has at most `overlap` current human labels plus live reservations, and as many
+  more as experts asked for when sending it back (gold items, which every annotator sees
+  once, excepted);
 - no annotator is handed an item they labelled or skipped;
 - a submission is stored once, however often the client retries it.
 
@@ -22,7 +23,7 @@ from datetime import timedelta
 
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation import quality
@@ -120,7 +121,7 @@ def _reserve_one(study, user, now, *, gold):
             locked = skip_locked and _candidate(study, user, now, gold=gold, tried=tried)
             return None, bool(locked), expired_seen
         labels, live, expired = _places(item, now)
-        if gold or labels + live + expired < study.overlap:
+        if gold or labels + live + expired < item.labels_needed(study):
             reservation = Reservation.objects.create(
                 item=item,
                 user=user,
@@ -129,7 +130,7 @@ def _reserve_one(study, user, now, *, gold):
                 expires_at=now + timedelta(minutes=study.reservation_minutes),
             )
             return reservation, False, expired_seen
-        expired_seen = expired_seen or labels + live < study.overlap
+        expired_seen = expired_seen or labels + live < item.labels_needed(study)
         tried.append(item.pk)
     return None, False, expired_seen
 
@@ -148,7 +149,7 @@ WHERE i.study_id = %s AND i.is_gold = %s AND i.routed_at IS NULL
 # A regular item with room by its label counter and the live reservations on it.
 ROOM_SQL = """
     AND i.human_labels + (SELECT COUNT(*) FROM annotation_reservation v
-        WHERE v.item_id = i.id AND v.expires_at > %s) < %s
+        WHERE v.item_id = i.id AND v.expires_at > %s) < %s + i.extra_labels
 """
 PLACES_SQL = """
 SELECT
@@ -268,7 +269,8 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None, ti
         if reservation:
             reservation.delete()
         quality.review_gold(study, user, item)
-        if Item.objects.filter(pk=item.pk, human_labels__gte=study.overlap).exists():
+        complete = Q(human_labels__gte=study.overlap + F("extra_labels"))
+        if Item.objects.filter(complete, pk=item.pk).exists():
             labels_settled.send(sender=Annotation, study=study, items=[item.pk])
         transaction.on_commit(lambda: announce_progress(study))
     return annotation
@@ -282,7 +284,7 @@ def _place_for_late_answer(study, user, item):
     if item.routed_at or Skip.objects.filter(item=item, user=user).exists():
         return False
     labels, live, expired = _places(item, timezone.now())
-    return item.is_gold or labels + live + expired < study.overlap
+    return item.is_gold or labels + live + expired < item.labels_needed(study)
 
 
 def ticket_for(reservation):

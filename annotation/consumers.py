@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from annotation import quality
+from annotation import adjudication, quality
 from annotation.access import has_role
 from annotation.models import Study, StudyMembership
 
@@ -22,12 +22,14 @@ def progress_group(study):
 
 
 def dashboard(study):
-    """Everything the study page shows that labelling changes, as JSON: the progress counts
-    (their keys are the page's `data-counter`s), a summary per annotator, labels per day."""
+    """Everything the study page shows that labelling and adjudication change, as JSON: the
+    progress counts (their keys are the page's `data-counter`s), a summary per annotator,
+    labels per day, the expert queue."""
     return {
         **study.progress(),
         "annotator_summaries": [dataclasses.asdict(s) for s in quality.annotator_summaries(study)],
         "per_day": [{"day": day.isoformat(), "labels": n} for day, n in study.labels_per_day()],
+        "queue": adjudication.queue_summary(study),
     }
 
 

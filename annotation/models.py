@@ -8,6 +8,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 from annotation import queue_rules
@@ -145,7 +146,9 @@ class Study(models.Model):
         items = self.items.aggregate(
             items=Count("pk"),
             gold_items=Count("pk", filter=Q(is_gold=True)),
-            complete_items=Count("pk", filter=Q(human_labels__gte=self.overlap)),
+            complete_items=Count(
+                "pk", filter=Q(human_labels__gte=self.overlap + models.F("extra_labels"))
+            ),
             human_labels=Coalesce(Sum("human_labels"), 0),
         )
         labels = Annotation.objects.of_study(self).current()
@@ -333,6 +336,20 @@ class Item(models.Model):
         blank=True,
         help_text='The routing rules that fired on it at its latest routing, as "rule:question".',
     )
+    routing_agreement = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="At its latest routing, the lowest share of an analysed question's human "
+        "labels that give its most frequent value (the queue serves the lowest first).",
+    )
+    reason_count = models.PositiveSmallIntegerField(
+        default=0, help_text="len(routing_reasons): the queue serves the most reasons first."
+    )
+    extra_labels = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Human labels asked for beyond the study's overlap, by experts sending the "
+        "item back.",
+    )
     human_labels = models.PositiveIntegerField(
         default=0,
         help_text="Current human labels, counted as they arrive so that choosing the next "
@@ -362,6 +379,10 @@ class Item(models.Model):
     @property
     def response_keys(self):
         return [r["key"] for r in self.responses]
+
+    def labels_needed(self, study):
+        """Distinct human labels the item needs: the study's overlap and what experts added."""
+        return study.overlap + self.extra_labels
 
 
 class StudyMembership(models.Model):
@@ -548,3 +569,66 @@ class Skip(models.Model):
 
     def __str__(self):
         return f"{self.item} skipped by {self.user}"
+
+
+class QueueReservation(models.Model):
+    """A routed item held by the one expert adjudicating it, until it expires."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="queue_reservation")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="queue_reservations"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.item} for expert {self.user} until {self.expires_at:%H:%M}"
+
+
+class Adjudication(models.Model):
+    """An expert's decision on a routed item. Its own record: no label is changed by it.
+
+    `decided`: `answers` are the final values of the questions it answers (stored form, keyed
+    by label CSV cell, as Annotation.answers); `sent_back`: the item needs `extra_labels` more
+    human labels and returns to the annotators; `unresolved`: the expert could not decide.
+    `reasons` are the item's routing reasons when it was decided.
+    """
+
+    class Outcome(models.TextChoices):
+        DECIDED = "decided"
+        SENT_BACK = "sent_back", "sent back"
+        UNRESOLVED = "unresolved", "cannot be resolved"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="adjudications")
+    expert = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    answers = models.JSONField(default=dict, blank=True)
+    note = models.TextField(blank=True)
+    extra_labels = models.PositiveSmallIntegerField(default=0)
+    reasons = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["item", "decided_at"])]
+
+    def __str__(self):
+        return f"{self.item}: {self.outcome} by {self.expert}"
+
+
+class RoutingDecision(models.Model):
+    """A change in whether an item is in the expert queue, or why: its routing history."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="routing_decisions")
+    routed = models.BooleanField()
+    reasons = models.JSONField(default=list, blank=True)
+    by = models.CharField(max_length=200, help_text='"routing rules", or who sent it by hand.')
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["item", "created_at"])]
+
+    def __str__(self):
+        return f"{self.item} {'routed' if self.routed else 'let go'} by {self.by}"

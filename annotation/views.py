@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_http_methods
 
-from annotation import quality
+from annotation import adjudication, quality
 from annotation.access import get_study_for, has_role
 from annotation.assignment import (
     InvalidSubmission,
@@ -34,6 +34,7 @@ def studies(request):
 @login_required
 def study(request, slug):
     study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
+    queue = adjudication.queue_summary(study)
     return render(
         request,
         "annotation/study.html",
@@ -44,6 +45,10 @@ def study(request, slug):
             "progress": study.progress(),
             "annotators": quality.annotator_summaries(study),
             "per_day": study.labels_per_day(),
+            "queue": queue,
+            "queue_states": [
+                (s, name, queue["states"][s]) for s, name in adjudication.QUEUE_STATES.items()
+            ],
             "join_url": f"{request.scheme}://{request.get_host()}{study.join_path()}",
         },
     )

@@ -9,6 +9,8 @@ labels into the table, stores the reasons this module finds and queues the items
 - `reasons(labels, rules, gold=None)`: one row (item, rule, question) per rule that fires on
   a question of an item; an item is routed when it has any row.
 - `rule_counts(found)`: the `route` command's counts of those rows, per rule and routed.
+- `lowest_agreement(labels)`: per item, the lowest share of its human labels on a question
+  that give the most frequent value.
 
 `labels` has the columns item, rater, kind (`human` or `llm`), question, value, order and
 confidence (NaN or None when not given), already restricted to the analysed questions (no
@@ -109,6 +111,19 @@ def rule_counts(found):
         "routed": int(found["item"].nunique()),
         "rules": {rule: int(per_rule.get(rule, 0)) for rule in RULES},
     }
+
+
+def lowest_agreement(labels):
+    """Per item with human labels, the lowest share, over its questions, of the human labels
+    that give the question's most frequent value (the expert queue serves the lowest first)."""
+    table = _Codes(labels)
+    majorities = _human_majorities(table)
+    share = (
+        (majorities["top"] / majorities["labels"])
+        .groupby(majorities.index.to_numpy() // table.n_questions)
+        .min()
+    )
+    return pd.Series(share.to_numpy(), index=table.items.take(share.index.to_numpy()))
 
 
 class _Codes:

@@ -2,20 +2,28 @@
 
 The Django side of `calibration.disagreement`: it reads the labels of the items to decide,
 applies the study's rules and stores the outcome on the items, where the assignment engine
-sees it (a routed item is no longer handed out). Labelling decides an item when its human
-labels are complete (as many as the study's overlap; annotation announces it, see
-annotation.signals), so that its labelling is not stopped half-way; a label import, the end of
-a judge run and the `route` command decide every item of the study.
+sees it (a routed item is no longer handed out) and the expert queue serves it
+(annotation.adjudication). Labelling decides an item when its human labels are complete (as
+many as it needs; annotation announces it, see annotation.signals), so that its labelling is
+not stopped half-way; a label import, the end of a judge run and the `route` command decide
+every item of the study.
 
 Routing again is harmless: an item is queued once (its `routed_at` kept), its reasons are
 those of its latest labels, and an item the rules routed that no rule routes any more leaves
-the queue. Items someone sent to the queue by hand (the admin's action) stay there.
+the queue. Items someone sent to the queue by hand (the admin's action) stay there. An item an
+expert decided is left as it is until its labels change after the decision (then the rules
+decide it again, and it is queued anew if one fires); one sent back waits for the labels it
+was sent back for. Every change is a RoutingDecision, the item's routing history.
 """
 
+import math
+
 from django.db import transaction
+from django.db.models import F, Max
 from django.utils import timezone
 
-from annotation.models import Item
+from annotation.consumers import announce_progress
+from annotation.models import Adjudication, Annotation, Item, RoutingDecision
 from annotation.queue_rules import check_rules
 from annotation.rubrics import render_value
 from calibration import disagreement
@@ -30,10 +38,10 @@ def route(study, *, rules=None, items=None, dry_run=False):
     study's); store the outcome unless `dry_run`. The `route` command's JSON."""
     rules = check_rules(study.routing_rules if rules is None else rules)
     decided = study.items.all() if items is None else study.items.filter(pk__in=items)
-    ids = dict(decided.values_list("external_id", "pk"))
-    found = disagreement.reasons(_labels(study, items), rules, _gold(decided))
+    labels = _labels(study, items)
+    found = disagreement.reasons(labels, rules, _gold(decided))
     if not dry_run:
-        _store(ids, found)
+        _store(study, decided, found, disagreement.lowest_agreement(labels))
     return {"study": study.slug, "dry_run": dry_run, **disagreement.rule_counts(found)}
 
 
@@ -49,22 +57,83 @@ def _gold(items):
     return {ext: {cell: render_value(v) for cell, v in answers.items()} for ext, answers in gold}
 
 
-def _store(ids, found):
+def _store(study, items, found, agreement):
     reasons = {}
     for ext, rule, question in found.itertuples(index=False):
-        reasons.setdefault(ids[ext], []).append(f"{rule}:{question}")
-    calm = [pk for pk in ids.values() if pk not in reasons]
-    with transaction.atomic():
-        Item.objects.filter(pk__in=list(reasons), routed_at=None).update(
-            routed_at=timezone.now(), routed_reason=BY_RULES
-        )
-        for start in range(0, len(calm), BATCH_SIZE):
-            batch = Item.objects.filter(pk__in=calm[start : start + BATCH_SIZE])
-            batch.filter(routed_reason=BY_RULES).update(routed_at=None, routed_reason="")
-            batch.exclude(routing_reasons=[]).update(routing_reasons=[])
-        routed = list(reasons.items())
-        for start in range(0, len(routed), BATCH_SIZE):
-            batch = routed[start : start + BATCH_SIZE]
-            Item.objects.bulk_update(
-                [Item(pk=pk, routing_reasons=why) for pk, why in batch], ["routing_reasons"]
+        reasons.setdefault(ext, []).append(f"{rule}:{question}")
+    now = timezone.now()
+    held = _held_by_decisions(study, items)
+    changed, decisions = [], []
+    rows = items.exclude(pk__in=held).values_list(
+        "pk", "external_id", "routed_at", "routed_reason", "routing_reasons", "routing_agreement"
+    )
+    adjudicated = _adjudicated_since_routing(items)
+    for pk, ext, routed_at, routed_reason, old_reasons, old_agreement in rows.iterator():
+        why = reasons.get(ext, [])
+        share = agreement.get(ext)
+        share = None if share is None or math.isnan(share) else float(share)
+        item = Item(pk=pk, routed_at=routed_at, routed_reason=routed_reason)
+        item.routing_reasons, item.reason_count, item.routing_agreement = why, len(why), share
+        if why and (routed_at is None or pk in adjudicated):
+            item.routed_at, item.routed_reason = now, BY_RULES  # into the queue, anew
+        elif not why and routed_at and routed_reason == BY_RULES:
+            item.routed_at, item.routed_reason = None, ""  # calm now: back out
+        moved = item.routed_at != routed_at
+        if moved or why != old_reasons:
+            decisions.append(
+                RoutingDecision(
+                    item_id=pk,
+                    routed=item.routed_at is not None,
+                    reasons=why,
+                    by=BY_RULES,
+                    created_at=now,
+                )
             )
+        if moved or why != old_reasons or share != old_agreement:
+            changed.append(item)
+    fields = ["routed_at", "routed_reason", "routing_reasons", "reason_count", "routing_agreement"]
+    with transaction.atomic():
+        Item.objects.bulk_update(changed, fields, batch_size=BATCH_SIZE)
+        RoutingDecision.objects.bulk_create(decisions, batch_size=BATCH_SIZE)
+        if decisions:
+            transaction.on_commit(lambda: announce_progress(study))
+
+
+def _held_by_decisions(study, items):
+    """Items that routing leaves alone: decided by an expert (or marked unresolved) with no
+    label since, and sent back without all the labels it asked for yet."""
+    latest = dict(
+        Adjudication.objects.filter(item__in=items)
+        .values("item")
+        .annotate(at=Max("decided_at"))
+        .values_list("item", "at")
+    )
+    if not latest:
+        return set()
+    labelled = dict(
+        Annotation.objects.filter(item__in=latest)
+        .values("item")
+        .annotate(at=Max("created_at"))
+        .values_list("item", "at")
+    )
+    held = {pk for pk, at in latest.items() if pk not in labelled or labelled[pk] <= at}
+    sent_back = Adjudication.objects.filter(
+        item__in=items, outcome=Adjudication.Outcome.SENT_BACK
+    ).values_list("item", "decided_at", "item__human_labels", "item__extra_labels")
+    short = {
+        pk
+        for pk, at, labels, extra in sent_back
+        if latest[pk] == at and labels < study.overlap + extra
+    }
+    return held | short
+
+
+def _adjudicated_since_routing(items):
+    """Routed items an expert decided after they were routed: a rule firing again on their
+    new labels queues them anew."""
+    return set(
+        Adjudication.objects.filter(
+            item__in=items.exclude(routed_at=None),
+            decided_at__gte=F("item__routed_at"),
+        ).values_list("item", flat=True)
+    )

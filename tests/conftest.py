@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 
 from annotation.models import Study, StudyMembership
+from quorum.celery import app as celery_app
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "annotation" / "demo"
 
@@ -51,6 +52,14 @@ def make_user(username, role=None, study=None, password="pw-for-tests-only"):
 
 def demo_rubric():
     return json.loads((DEMO_DIR / "rubric.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run at once, in the test's process (routing after labels, say)."""
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    celery_app.conf.update(task_always_eager=False, task_eager_propagates=False)
 
 
 @pytest.fixture

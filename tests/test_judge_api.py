@@ -16,7 +16,6 @@ from annotation.models import Item, Rater, StudyMembership
 from judging import prompts
 from judging.models import NAME_CLASH, Judge, JudgeRun, PromptTemplate, Verdict
 from judging.work import execute, plan_run
-from quorum.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 SECRET = "sk-api-test-5f3a9c0e7d21"
@@ -92,14 +91,6 @@ def judge(db):
         price_per_1k_input=Decimal("0.25"),
         price_per_1k_output=Decimal("2"),
     )
-
-
-@pytest.fixture
-def eager_tasks():
-    """Celery tasks run in the process that sends them, as soon as they are sent."""
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield
-    celery_app.conf.update(task_always_eager=False, task_eager_propagates=False)
 
 
 # Judges

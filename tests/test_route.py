@@ -19,7 +19,6 @@ from annotation.queue_rules import DEFAULT_RULES
 from calibration.queueing import BY_RULES, route
 from judging.models import Judge
 from judging.work import execute, plan_run
-from quorum.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 ALL_RULES = {
@@ -31,13 +30,6 @@ ALL_RULES = {
     "unable": True,
     "gold_miss": True,
 }
-
-
-@pytest.fixture
-def eager_tasks():
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield
-    celery_app.conf.update(task_always_eager=False, task_eager_propagates=False)
 
 
 def run_route(*args):

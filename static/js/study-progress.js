@@ -1,5 +1,6 @@
-// Keeps the study dashboard live over a websocket: the counters, the annotator table and the
-// labels per day; without it they show page-load values. Names are untrusted: text only.
+// Keeps the study dashboard live over a websocket: the counters, the annotator table, the
+// labels per day and the expert queue; without it they show page-load values. Names and
+// reasons are untrusted: text only.
 (function () {
   const box = document.getElementById("progress");
   if (!box || !("WebSocket" in window)) return;
@@ -51,6 +52,52 @@
     document.getElementById("labels-per-day").hidden = days.length === 0;
   }
 
+  const STATES = ["waiting", "reserved", "decided", "sent_back", "unresolved"];
+
+  function row(cells) {
+    const tr = document.createElement("tr");
+    for (const text of cells) cell(tr, text);
+    return tr;
+  }
+
+  // The expert queue: its counts by state, the reasons table, the experts, the days.
+  function showQueue(queue) {
+    for (const state of STATES) {
+      const counter = document.querySelector('[data-queue-state="' + state + '"]');
+      if (counter) counter.textContent = String(queue.states[state]);
+    }
+    const reasons = document.getElementById("queue-reason-rows");
+    if (!reasons) return;
+    reasons.replaceChildren(
+      ...queue.reasons.map(function (r) {
+        const tr = row(STATES.map((s) => String(r[s])));
+        const name = document.createElement("td");
+        const code = document.createElement("code");
+        code.textContent = r.reason;
+        name.appendChild(code);
+        tr.prepend(name);
+        return tr;
+      })
+    );
+    document.getElementById("queue-expert-rows").replaceChildren(
+      ...queue.experts.map((e) =>
+        row([
+          e.name,
+          String(e.reserved),
+          String(e.decided),
+          String(e.sent_back),
+          String(e.unresolved),
+          e.median_seconds === null ? "—" : e.median_seconds.toFixed(1) + " s",
+        ])
+      )
+    );
+    document.getElementById("queue-day-rows").replaceChildren(
+      ...queue.decisions_per_day.map((d) => row([d.day, String(d.decisions)]))
+    );
+    document.getElementById("queue-details").hidden = queue.reasons.length === 0;
+    document.getElementById("queue-empty").hidden = queue.reasons.length > 0;
+  }
+
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const socket = new WebSocket(scheme + location.host + box.dataset.ws);
   socket.addEventListener("message", function (event) {
@@ -61,5 +108,6 @@
     }
     if (dashboard.annotator_summaries) showAnnotators(dashboard.annotator_summaries);
     if (dashboard.per_day) showPerDay(dashboard.per_day);
+    if (dashboard.queue) showQueue(dashboard.queue);
   });
 })();
