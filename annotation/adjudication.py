@@ -86,12 +86,14 @@ def _is_waiting(item):
 def decision_cells(rubric, item):
     """The label cells the expert decides: the questions the item was routed for, in rubric
     order (each checklist row its own), or every analysed question of an item sent by hand."""
-    analysed = [
-        cell
-        for cell in rubric.cells(item.checklist)
-        if rubric.question(cell.split("[")[0]).type != "text"
-    ]
-    routed = {reason.split(":", 1)[1] for reason in item.routing_reasons}
+    return cells_for(rubric, item.checklist, item.routing_reasons)
+
+
+def cells_for(rubric, checklist, reasons):
+    """The analysed cells named by routing reasons (`rule:question`), or all of them when
+    none is (an item sent by hand)."""
+    analysed = rubric.analysed_cells(checklist)
+    routed = {reason.split(":", 1)[1] for reason in reasons if ":" in reason}
     return [cell for cell in analysed if cell in routed] or analysed
 
 

@@ -12,6 +12,7 @@ from annotation.models import (
     Study,
     StudyMembership,
 )
+from annotation.signals import labels_settled
 
 
 class MembershipInline(admin.TabularInline):
@@ -26,6 +27,11 @@ class StudyAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "routing_rules" in form.changed_data:
+            labels_settled.send(sender=Study, study=obj, items=None)  # route it again
 
 
 class RubricVersionInline(admin.TabularInline):

@@ -1,10 +1,17 @@
-"""The REST API of the annotation app: studies and their items, role-checked per study."""
+"""The REST API of the annotation app: studies, their items and final labels, role-checked
+per study."""
 
+from django.db import transaction
 from rest_framework import generics, serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
+from annotation import queue_rules
 from annotation.access import get_study_for
+from annotation.final_labels import final_labels
 from annotation.models import Item, Study, StudyMembership
+from annotation.signals import labels_settled
 
 
 class StudySerializer(serializers.ModelSerializer):
@@ -23,8 +30,17 @@ class StudySerializer(serializers.ModelSerializer):
             "gold_rate",
             "reservation_minutes",
             "rubric",
+            "routing_rules",
             "created_at",
         ]
+        read_only_fields = [f for f in fields if f != "routing_rules"]
+
+    def validate_routing_rules(self, rules):
+        try:
+            queue_rules.check_rules(rules)
+        except ValueError as e:
+            raise ValidationError(str(e)) from None
+        return rules
 
     def get_rubric(self, study) -> dict:
         version = study.rubric_version
@@ -55,11 +71,23 @@ class StudyList(generics.ListAPIView):
         return Study.objects.visible_to(self.request.user).select_related("rubric").order_by("slug")
 
 
-class StudyDetail(generics.RetrieveAPIView):
+class StudyDetail(generics.RetrieveUpdateAPIView):
+    """A study; its researchers and admins may change its routing rules (PATCH)."""
+
     serializer_class = StudySerializer
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_object(self):
-        return get_study_for(self.request, self.kwargs["slug"], role=StudyMembership.Role.ANNOTATOR)
+        role = StudyMembership.Role.ANNOTATOR
+        if self.request.method == "PATCH":
+            role = StudyMembership.Role.RESEARCHER
+        return get_study_for(self.request, self.kwargs["slug"], role=role)
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            study = serializer.save()
+            # New rules can change where every item belongs: route the study again.
+            labels_settled.send(sender=Study, study=study, items=None)
 
 
 class ItemList(generics.ListAPIView):
@@ -71,3 +99,59 @@ class ItemList(generics.ListAPIView):
         request: Request = self.request
         study = get_study_for(request, self.kwargs["slug"], role=StudyMembership.Role.RESEARCHER)
         return study.items.order_by("position")
+
+
+class FinalLabelSerializer(serializers.Serializer):
+    """One row of the final-label CSV."""
+
+    item = serializers.CharField()
+    question = serializers.CharField()
+    value = serializers.CharField()
+    provenance = serializers.ChoiceField(
+        ["adjudicated", "gold", "unanimous", "majority", "single", "unresolved"]
+    )
+    n_labels = serializers.IntegerField()
+    agreement = serializers.CharField(help_text="6 decimals; empty without a value or a label")
+    routed = serializers.CharField(help_text='"rule:question" reasons joined by ";"')
+    decided_by = serializers.CharField()
+    decided_at = serializers.CharField(help_text="ISO 8601, empty when no expert decided")
+    note = serializers.CharField()
+
+
+class ItemCursorPagination(CursorPagination):
+    """Pages of items in import order; a bad `page_size` is refused, a large one capped."""
+
+    ordering = "position"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def get_page_size(self, request):
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
+            raise ValidationError(
+                {self.page_size_query_param: [f"A whole number of at least 1, not {value!r}."]}
+            )
+        return min(int(value), self.max_page_size)
+
+
+class FinalLabelList(generics.ListAPIView):
+    """A study's final labels with provenance, the rows of `page_size` items a page (item
+    import order, then rubric order): for researchers and admins only."""
+
+    serializer_class = FinalLabelSerializer
+    pagination_class = ItemCursorPagination
+
+    def get_queryset(self):
+        request: Request = self.request
+        self.study = get_study_for(
+            request, self.kwargs["slug"], role=StudyMembership.Role.RESEARCHER
+        )
+        return self.study.items.only("pk", "position")
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        rows = final_labels(self.study, self.study.items.filter(pk__in=[i.pk for i in page]))
+        return self.get_paginated_response(self.get_serializer(rows, many=True).data)

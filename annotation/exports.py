@@ -1,4 +1,4 @@
-"""Every export format in one place: items JSONL and the long labels CSV.
+"""Every export format in one place: items JSONL, the long labels CSV and the final labels.
 
 Exports stream from the database in chunks, so memory stays flat however big the study.
 They are the exact inverse of the importers: export, import into a new study and export
@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import TextField
 from django.db.models.functions import Cast, Collate
 
+from annotation.final_labels import write_final_labels_csv
 from annotation.imports import LABEL_COLUMNS
 from annotation.models import Annotation
 from annotation.rubrics import CELL_RE, STRENGTH_RE, render_value
@@ -25,8 +26,13 @@ FORMATS = ("csv", "jsonl")
 CHUNK_SIZE = 5000
 
 
-def export_study(study, fmt, out):
-    """Write a study's labels (csv) or items (jsonl) to a text file object."""
+def export_study(study, fmt, out, *, final=False):
+    """Write a study's labels (csv; with `final`, its final labels) or items (jsonl) to a
+    text file object."""
+    if final:
+        if fmt != "csv":
+            raise ValueError("final labels are exported as csv only")
+        return write_final_labels_csv(study, out)
     if fmt == "csv":
         return write_labels_csv(study, out)
     if fmt == "jsonl":
@@ -34,14 +40,14 @@ def export_study(study, fmt, out):
     raise ValueError(f"unknown export format {fmt!r}; expected {' or '.join(FORMATS)}")
 
 
-def export_study_to_path(study, fmt, path):
+def export_study_to_path(study, fmt, path, *, final=False):
     """Export into a file that appears complete or not at all (written aside, then renamed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            count = export_study(study, fmt, out)
+            count = export_study(study, fmt, out, final=final)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

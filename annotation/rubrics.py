@@ -160,6 +160,12 @@ class Rubric:
             else:
                 yield q.key
 
+    def analysed_cells(self, item_checklist=()):
+        """The cells that routing, adjudication and final labels settle, as the report
+        analyses them: every question but free text, each checklist row on its own."""
+        text = [q.key for q in self.questions if q.type == "text"]
+        return [cell for cell in self.cells(item_checklist) if cell not in text]
+
     def clean(self, cell, value, *, item_checklist=(), response_keys=("A", "B")):
         """Validate one label CSV (question, value) pair against this rubric for one item.
 

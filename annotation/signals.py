@@ -4,6 +4,7 @@ from django.dispatch import Signal
 
 # Labels changed in a way that can change where items belong: an item's human labels are
 # complete (they reached the study's overlap) or changed after, labels were imported, a judge
-# run ended. Sent inside the transaction that changed them, with `study` and `items` (item
-# ids, or None for all of the study's); receivers defer their work to its commit.
+# run ended; or the study's routing rules changed. Sent inside the transaction that changed
+# them, with `study` and `items` (item ids, or None for all of the study's); receivers defer
+# their work to its commit.
 labels_settled = Signal()

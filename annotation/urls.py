@@ -11,4 +11,8 @@ urlpatterns = [
     # An item id may hold any character, "/" too.
     path("s/<slug:slug>/label/<path:external_id>/", views.revise, name="revise"),
     path("s/<slug:slug>/done/", views.done, name="done"),
+    path("s/<slug:slug>/queue/", views.queue, name="queue"),
+    path("s/<slug:slug>/items/<path:external_id>/history/", views.history, name="history"),
+    path("s/<slug:slug>/items/<path:external_id>/gold/", views.promote, name="promote"),
+    path("studies/<slug:slug>/final-labels.csv", views.final_labels_csv, name="final-labels"),
 ]

@@ -38,17 +38,22 @@ class Options:
     seed: int = 0
 
 
-def question_agreement(labels, question, options=Options()):
-    """The agreement object of one question (the `agreement` command's JSON shape)."""
+def question_agreement(labels, question, options=Options(), reference=None):
+    """The agreement object of one question (the `agreement` command's JSON shape).
+
+    Judges are scored against the human majority, or against `reference` (values by item,
+    None where an item has none: final labels, say) when it is given."""
     labels = _prepared(labels, options)
     humans = labels[labels["kind"] == HUMAN]
     judges = labels[labels["kind"] == LLM]
+    if reference is not None and (options.level != "nominal" or options.weights):
+        reference = pd.to_numeric(reference, errors="coerce")
     return {
         "question": question,
         "level": options.level,
         "humans": human_agreement(humans, options),
         "judges": [
-            judge_agreement(rows, humans, name, options)
+            judge_agreement(rows, humans, name, options, reference)
             for name, rows in sorted(judges.groupby("rater"), key=lambda g: g[0])
         ],
     }
@@ -92,11 +97,14 @@ def human_agreement(humans, options=Options()):
     }
 
 
-def judge_agreement(judge, humans, name, options=Options()):
-    """One judge against the human majority and against each human label."""
+def judge_agreement(judge, humans, name, options=Options(), reference=None):
+    """One judge against the human majority (or `reference`, values by item, in its place:
+    the `*_vs_majority` figures then compare with it) and against each human label."""
     verdicts = judge_verdicts(judge)
-    votes = humans.groupby("item")["value"]
-    majority = votes.agg(unique_majority)
+    if reference is None:
+        majority = humans.groupby("item")["value"].agg(unique_majority)
+    else:
+        majority = reference
     judged = verdicts.index.intersection(majority.index)
     with_majority = majority.loc[judged].dropna()
     judge_vs_majority = verdicts.loc[with_majority.index]

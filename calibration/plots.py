@@ -45,10 +45,13 @@ def calibration_plot(question):
     return _svg(fig)
 
 
-def confusion_plot(judge):
-    """Counts of human-majority answers (rows) against the judge's (columns)."""
+def confusion_plot(judge, reference="human majority"):
+    """Counts of the reference answers (rows: the human majority, or the final labels)
+    against the judge's (columns); None when no item the judge labelled has one."""
     confusion = judge["confusion"]
     values, counts = confusion["values"], confusion["counts"]
+    if not values:
+        return None
     size = 1.2 + 0.5 * len(values)
     fig, ax = plt.subplots(figsize=(size + 0.6, size))
     ax.imshow(counts, cmap="Blues")
@@ -59,7 +62,7 @@ def confusion_plot(judge):
     ax.set_xticks(range(len(values)), values)
     ax.set_yticks(range(len(values)), values)
     ax.set_xlabel(f"{judge['rater']}")
-    ax.set_ylabel("human majority")
+    ax.set_ylabel(reference)
     return _svg(fig)
 
 

@@ -13,7 +13,8 @@ from django.core.cache import cache
 from django.db.models import Count, Max
 
 from annotation.exports import label_rows
-from annotation.models import Annotation, Rater
+from annotation.final_labels import final_labels
+from annotation.models import Adjudication, Annotation, Rater
 from annotation.spreadsheet import escape_cell
 from calibration import biases, plots, rankings
 from calibration.agreement import (
@@ -30,6 +31,7 @@ from calibration.agreement import (
 LABEL_TABLE_COLUMNS = ["item", "rater", "kind", "question", "value", "order", "confidence"]
 BREAKDOWN_MAX_VALUES = 30  # metadata fields with more distinct values are not categories
 ANALYSED_TYPES = ("pairwise", "likert", "checklist", "binary", "categorical")
+REFERENCES = ("majority", "final")  # what judges are scored against
 
 
 def study_labels(study, items=None):
@@ -87,13 +89,20 @@ def cached_report(study, *, bootstrap=1000, seed=0):
     return cache.get(_cache_key(study, bootstrap, seed))
 
 
-def build_report(study, *, bootstrap=1000, seed=0, families=None):
+def study_final_labels(study):
+    """The study's final labels as a table: item, question, value (None when unresolved)."""
+    rows = ((r.item, r.question, r.value or None) for r in final_labels(study))
+    return pd.DataFrame.from_records(rows, columns=["item", "question", "value"])
+
+
+def build_report(study, *, bootstrap=1000, seed=0, families=None, reference="majority"):
     """Compute the report and its plots, and cache both under the labels' fingerprint.
 
     Judges' model families (for self-preference) come from their raters; `families` maps
-    rater names to families in addition or instead.
+    rater names to families in addition or instead. Judges are scored against the human
+    majority, or with `reference="final"` against the final labels (adjudicated truth).
     """
-    key = _cache_key(study, bootstrap, seed)
+    key = _cache_key(study, bootstrap, seed, reference)
     families = {**rater_families(study), **(families or {})}
     report = report_for(
         study_labels(study),
@@ -102,6 +111,7 @@ def build_report(study, *, bootstrap=1000, seed=0, families=None):
         slug=study.slug,
         options=Options(bootstrap=bootstrap, seed=seed),
         families=families,
+        reference=study_final_labels(study) if reference == "final" else None,
     )
     entry = {"report": report, "plots": plots_for(report)}
     cache.set(key, entry, timeout=None)
@@ -122,32 +132,47 @@ def is_large(study):
 def plots_for(report):
     """SVG plots per question (calibration, biases, confusion per judge) and for rankings."""
     out = {"questions": {}, "rankings": None}
+    reference = "final label" if report.get("reference") == "final" else "human majority"
     for q in report["questions"]:
         out["questions"][q["question"]] = {
             "calibration": plots.calibration_plot(q) if q["judges"] else None,
             "bias": plots.bias_plot(q) if q["type"] == "pairwise" else None,
-            "confusion": {j["rater"]: plots.confusion_plot(j) for j in q["judges"]},
+            "confusion": {j["rater"]: plots.confusion_plot(j, reference) for j in q["judges"]},
         }
     if report["rankings"] and report["rankings"]["humans"]:
         out["rankings"] = plots.ranking_plot(report["rankings"])
     return out
 
 
-def _cache_key(study, bootstrap, seed):
-    return f"quorum:report:{fingerprint(study)}:{bootstrap}:{seed}"
+def _cache_key(study, bootstrap, seed, reference="majority"):
+    key = f"quorum:report:{fingerprint(study)}:{bootstrap}:{seed}"
+    if reference == "final":  # final labels change with every decision and gold answer too
+        decisions = Adjudication.objects.filter(item__study=study).aggregate(n=Max("id"))["n"]
+        gold = hashlib.sha256(
+            repr(list(study.items.filter(is_gold=True).values_list("pk", "gold_answers"))).encode()
+        ).hexdigest()[:16]
+        key += f":final:{decisions}:{gold}"
+    return key
 
 
-def report_for(labels, items, rubric, *, slug, options=None, families=None):
-    """The report of a study from its label table, item table and rubric (no database)."""
+def report_for(labels, items, rubric, *, slug, options=None, families=None, reference=None):
+    """The report of a study from its label table, item table and rubric (no database).
+
+    `reference` (item, question, value; value None where there is none) replaces the human
+    majority as what judges are scored against; the report's "reference" says which."""
     options = options or Options()
     questions = []
     for q, cell in analysed_cells(rubric, labels["question"].unique()):
         rows = labels[labels["question"] == cell]
         if rows.empty:
             continue
-        questions.append(_question_report(cell, q, rows, items, options, families or {}))
+        truth = None
+        if reference is not None:
+            truth = reference[reference["question"] == cell].set_index("item")["value"]
+        questions.append(_question_report(cell, q, rows, items, options, families or {}, truth))
     return {
         "study": slug,
+        "reference": "majority" if reference is None else "final",
         "questions": questions,
         "rankings": _rankings(labels, items, rubric, options),
     }
@@ -172,10 +197,10 @@ def analysed_cells(rubric, cells):
     return out
 
 
-def _question_report(cell, question, rows, items, options, families):
+def _question_report(cell, question, rows, items, options, families, reference=None):
     level = "ordinal" if question.type == "likert" else "nominal"
     options = Options(level=level, bootstrap=options.bootstrap, seed=options.seed)
-    result = question_agreement(rows, cell, options)
+    result = question_agreement(rows, cell, options, reference)
     result["type"] = question.type
     humans = rows[rows["kind"] == HUMAN]
     if question.type == "pairwise":
@@ -195,7 +220,10 @@ def _question_report(cell, question, rows, items, options, families):
                 judge_rows, humans, scale=question.scale if question.type == "likert" else None
             )
         if judge_rows["confidence"].notna().any():
-            majority = humans.groupby("item")["value"].agg(unique_majority).dropna()
+            if reference is None:
+                majority = humans.groupby("item")["value"].agg(unique_majority).dropna()
+            else:
+                majority = reference.dropna()
             judge["confidence"] = biases.confidence_agreement(judge_rows, majority)
         else:
             judge["confidence"] = None

@@ -89,6 +89,11 @@ def researchers(ok, anonymous=LOGIN):
     return expect(404, anonymous=anonymous, **dict.fromkeys(RESEARCHERS, ok))
 
 
+def experts(ok, anonymous=LOGIN):
+    """A study's experts, researchers and admins: annotators get the outsiders' 404."""
+    return expect(404, anonymous=anonymous, expert=ok, **dict.fromkeys(RESEARCHERS, ok))
+
+
 def judge_configurers(ok):
     """Judges hold a provider key: superusers and holders of `change_judge` only."""
     return expect(403, anonymous=401, judge_staff=ok, superuser=ok)
@@ -205,8 +210,32 @@ MATRIX = {
         Ask("POST", members(302), data={"item": "q0", "q:pref": "B"}),
     ],
     "s/<slug:slug>/done/": [Ask("GET", members(200))],
+    "s/<slug:slug>/queue/": [
+        Ask("GET", experts(200)),
+        # q1 is not in the queue: the decision is refused, to experts only.
+        Ask("POST", experts(400), data={"item": "q1", "action": "unresolved"}),
+    ],
+    "s/<slug:slug>/items/<path:external_id>/history/": [Ask("GET", experts(200))],
+    "s/<slug:slug>/items/<path:external_id>/gold/": [
+        Ask("POST", researchers(400)),  # q0 has no adjudication
+        Ask("GET", anyone(405)),
+    ],
+    "studies/<slug:slug>/final-labels.csv": [Ask("GET", researchers(200))],
     "api/studies/": [Ask("GET", anyone(200, anonymous=401)), DESCRIBE],
-    "api/studies/<slug:slug>/": [Ask("GET", members(200, anonymous=401)), DESCRIBE],
+    "api/studies/<slug:slug>/": [
+        Ask("GET", members(200, anonymous=401)),
+        Ask(
+            "PATCH",
+            researchers(200, anonymous=401),
+            data={"routing_rules": {"no_majority": True}},
+            json=True,
+        ),
+        DESCRIBE,
+    ],
+    "api/studies/<slug:slug>/final-labels/": [
+        Ask("GET", researchers(200, anonymous=401)),
+        DESCRIBE,
+    ],
     "api/studies/<slug:slug>/items/": [Ask("GET", researchers(200, anonymous=401)), DESCRIBE],
     "api/judges/": [
         Ask("GET", judge_configurers(200)),
@@ -515,11 +544,13 @@ def test_it_answers_every_address_as_the_matrix_says(role):
         path = template.format_map(values)
         with transaction.atomic():  # each request meets the world as built
             response = send(users.get(role), ask, path)
+            # A streamed body is made as it is read: read it in the world it came from.
+            body = b"".join(response.streaming_content) if response.streaming else response.content
             transaction.set_rollback(True)
         said = f"{ask.method} {path} as {role}"
         if not as_expected(statuses[role], response):
             wrong.append(f"{said}: expected {statuses[role]}, got {outcome(response)}")
-        text = response.content.decode(errors="replace") + response.get("Location", "")
+        text = body.decode(errors="replace") + response.get("Location", "")
         wrong += [f"{said}: {leak}" for leak in leaks(role, route, text)]
     assert wrong == [], "\n".join(wrong)
 

@@ -1,4 +1,5 @@
-// Keyboard-first labelling: one question is active at a time; its keys answer it and move on.
+// Keyboard-first labelling and adjudication: one question is active at a time; its keys answer
+// it and move on; Enter sends the form's primary button, a letter a button's data-shortcut.
 // Without this script the page is a plain form that works with the mouse.
 (function () {
   const form = document.getElementById("label-form");
@@ -62,13 +63,8 @@
   }
 
   function submit() {
-    const button = form.querySelector("button[value=submit]");
+    const button = form.querySelector("button.primary");
     if (button) form.requestSubmit(button); // a read-only page has none
-  }
-
-  function skip() {
-    const button = document.getElementById("skip-button");
-    if (button) button.click();
   }
 
   questions.forEach((q, i) => q.addEventListener("focusin", () => {
@@ -80,12 +76,19 @@
 
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.metaKey) return;
-    const inText = event.target.tagName === "TEXTAREA";
+    const field = event.target;
+    const inText =
+      field.tagName === "TEXTAREA" ||
+      (field.tagName === "INPUT" && field.type !== "radio" && field.type !== "checkbox");
     if (inText) {
       if (event.key === "Escape") {
-        event.target.blur();
-        const button = form.querySelector("button[value=submit]");
+        field.blur();
+        const button = form.querySelector("button.primary");
         if (!move(1) && button) button.focus();
+      } else if (event.key === "Enter" && field.dataset.enterButton) {
+        // A field beside its own button (the number of labels to ask for) sends that one.
+        event.preventDefault();
+        document.getElementById(field.dataset.enterButton).click();
       } else if (event.key === "Enter" && event.ctrlKey) {
         event.preventDefault();
         submit();
@@ -119,7 +122,8 @@
       if (choice.type !== "checkbox") move(1);
       return;
     }
-    if (key === "s") return skip();
+    const shortcut = form.querySelector('button[data-shortcut="' + CSS.escape(key) + '"]');
+    if (shortcut) return shortcut.click();
     if (key === "p") {
       const previous = document.getElementById("previous-link");
       if (previous) location.href = previous.href;
@@ -141,13 +145,17 @@
       visibleSince = null;
     }
   });
-  setInterval(() => {
-    const s = Math.floor(seconds());
-    elapsed.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
-  }, 1000);
-  form.addEventListener("submit", () => {
-    activeSeconds.value = seconds().toFixed(2);
-  });
+  if (elapsed) {
+    setInterval(() => {
+      const s = Math.floor(seconds());
+      elapsed.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+    }, 1000);
+  }
+  if (activeSeconds) {
+    form.addEventListener("submit", () => {
+      activeSeconds.value = seconds().toFixed(2);
+    });
+  }
 
   syncStrength();
   activate(firstUnanswered());

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 
 from annotation.models import Study
-from calibration.reports import build_report, report_csv, report_table
+from calibration.reports import REFERENCES, build_report, report_csv, report_table
 
 FORMATS = ("json", "html", "csv", "parquet")
 
@@ -28,6 +28,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
+            "--reference",
+            choices=REFERENCES,
+            default="majority",
+            help="what judges are scored against: the human majority (default) or the final "
+            "labels, adjudicated by experts",
+        )
+        parser.add_argument(
             "--family",
             action="append",
             default=[],
@@ -35,12 +42,14 @@ class Command(BaseCommand):
             help="a judge's model family, for self-preference (repeatable), e.g. gpt-4o=gpt",
         )
 
-    def handle(self, *args, slug, format, out, bootstrap, seed, family, **options):
+    def handle(self, *args, slug, format, out, bootstrap, seed, family, reference, **options):
         study = Study.objects.filter(slug=slug).first()
         if study is None:
             raise CommandError(f"no study with slug {slug!r}", returncode=2)
         families = dict(_family(f) for f in family)
-        entry = build_report(study, bootstrap=bootstrap, seed=seed, families=families)
+        entry = build_report(
+            study, bootstrap=bootstrap, seed=seed, families=families, reference=reference
+        )
         body = _render(entry, study, format)
         if out == "-":
             if isinstance(body, bytes):
