@@ -4,7 +4,6 @@ per study."""
 from django.db import transaction
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
 from annotation import queue_rules
@@ -12,6 +11,7 @@ from annotation.access import get_study_for
 from annotation.final_labels import final_labels
 from annotation.models import Item, Study, StudyMembership
 from annotation.signals import labels_settled
+from quorum.pagination import CappedCursorPagination
 
 
 class StudySerializer(serializers.ModelSerializer):
@@ -118,23 +118,10 @@ class FinalLabelSerializer(serializers.Serializer):
     note = serializers.CharField()
 
 
-class ItemCursorPagination(CursorPagination):
-    """Pages of items in import order; a bad `page_size` is refused, a large one capped."""
+class ItemCursorPagination(CappedCursorPagination):
+    """Pages of items in import order."""
 
     ordering = "position"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-    def get_page_size(self, request):
-        value = request.query_params.get(self.page_size_query_param)
-        if value is None:
-            return self.page_size
-        if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise ValidationError(
-                {self.page_size_query_param: [f"A whole number of at least 1, not {value!r}."]}
-            )
-        return min(int(value), self.max_page_size)
 
 
 class FinalLabelList(generics.ListAPIView):

@@ -1,42 +1,66 @@
-"""The API's pages: `limit` and `offset`, with a cap on the page size and a 400 for nonsense.
+"""The API's pages: `limit` and `offset`, or cursors, with a cap on the page size and a 400 for
+nonsense.
 
 DRF's LimitOffsetPagination lets `?limit=100000000` return a whole table in one response and
 quietly reads `limit=-5`, `limit=` or `limit=abc` as "the default". Here a limit above the cap
 is served at the cap (a client asking for "everything" still gets a working page and a `next`
 link), while a value that is not a whole number in range is refused, naming the parameter.
+Cursor pages treat their `page_size` the same way, and the schema gives both minimums.
 """
 
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.pagination import CursorPagination, LimitOffsetPagination
+
+MAX_PAGE_SIZE = 1000
 
 
 class CappedLimitOffsetPagination(LimitOffsetPagination):
-    max_limit = 1000
+    max_limit = MAX_PAGE_SIZE
 
     def get_limit(self, request):
         if self.limit_query_param not in request.query_params:
             return self.default_limit
-        return min(self._whole_number(request, self.limit_query_param, minimum=1), self.max_limit)
+        return min(whole_number(request, self.limit_query_param, minimum=1), self.max_limit)
 
     def get_offset(self, request):
         if self.offset_query_param not in request.query_params:
             return 0
-        return self._whole_number(request, self.offset_query_param, minimum=0)
+        return whole_number(request, self.offset_query_param, minimum=0)
 
     def get_schema_operation_parameters(self, view):
         limit, offset = super().get_schema_operation_parameters(view)
-        limit["description"] = (
-            f"Results per page, {self.default_limit} by default; more than {self.max_limit} "
-            f"are served as {self.max_limit}."
-        )
+        limit["description"] = _size_description(self.default_limit, self.max_limit)
         limit["schema"]["minimum"] = 1
         offset["schema"]["minimum"] = 0
         return [limit, offset]
 
-    @staticmethod
-    def _whole_number(request, name, minimum):
-        value = request.query_params[name]
-        # isdigit() alone would pass "²" and other digits int() refuses or reads differently.
-        if not (value.isascii() and value.isdigit()) or int(value) < minimum:
-            raise ValidationError({name: [f"A whole number of at least {minimum}, not {value!r}."]})
-        return int(value)
+
+class CappedCursorPagination(CursorPagination):
+    """Cursor pages (a subclass names the `ordering`) whose `page_size` is capped."""
+
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request):
+        if self.page_size_query_param not in request.query_params:
+            return self.page_size
+        return min(whole_number(request, self.page_size_query_param, minimum=1), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        cursor, page_size = super().get_schema_operation_parameters(view)
+        page_size["description"] = _size_description(self.page_size, self.max_page_size)
+        page_size["schema"]["minimum"] = 1
+        return [cursor, page_size]
+
+
+def whole_number(request, name, minimum):
+    value = request.query_params[name]
+    # isdigit() alone would pass "²" and other digits int() refuses or reads differently.
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
+        raise ValidationError({name: [f"A whole number of at least {minimum}, not {value!r}."]})
+    return int(value)
+
+
+def _size_description(default, cap):
+    return f"Results per page, {default} by default; more than {cap} are served as {cap}."
