@@ -22,7 +22,7 @@ from annotation.assignment import (
 from annotation.expert_page import ExpertPage
 from annotation.final_labels import NotAdjudicated, csv_lines, promote_to_gold
 from annotation.labelling import LabellingPage
-from annotation.models import QueueReservation, Study, StudyMembership
+from annotation.models import Adjudication, QueueReservation, Study, StudyMembership
 
 
 @login_required
@@ -263,7 +263,7 @@ def history(request, slug, external_id):
             "item": item,
             "events": adjudication.history(item),
             "can_promote": has_role(study, request.user, StudyMembership.Role.RESEARCHER)
-            and item.adjudications.filter(outcome="decided").exists(),
+            and item.adjudications.filter(outcome=Adjudication.Outcome.DECIDED).exists(),
         },
     )
 
