@@ -1,4 +1,5 @@
-"""`make bench`: import 100,000 pairwise items into PostgreSQL, export them and 300,000 labels.
+"""`make bench`: import 100,000 pairwise items into PostgreSQL, export them, 300,000 labels
+and their 100,000 final labels.
 
 It prints throughput next to the targets of the issue (import >= 10,000 items/s, label CSV
 export >= 100,000 rows/s) and the peak RSS of each phase. Every timed phase runs in a fresh
@@ -55,6 +56,7 @@ PHASES = (
     ("import-labels", "labels", "labels.csv"),
     ("export-csv", "label rows", "export.csv"),
     ("export-jsonl", "items", "export.jsonl"),
+    ("export-final", "final labels", "final.csv"),
 )
 
 
@@ -222,6 +224,7 @@ def check_counts(results, sizes):
             "import-labels": len(RATERS) * n,
             "export-csv": len(RATERS) * n,
             "export-jsonl": n,
+            "export-final": n,  # one question: one final label per item
         }
         for phase, count in expected.items():
             got = results[size, phase]["count"]
@@ -333,6 +336,8 @@ def run_phase(phase, slug, path):
         count = export_study_to_path(study, "csv", path)
     elif phase == "export-jsonl":
         count = export_study_to_path(study, "jsonl", path)
+    elif phase == "export-final":
+        count = export_study_to_path(study, "csv", path, final=True)
     else:
         raise SystemExit(f"unknown phase {phase!r}")
     seconds = time.perf_counter() - started
