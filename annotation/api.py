@@ -2,6 +2,7 @@
 per study."""
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -14,8 +15,16 @@ from annotation.signals import labels_settled
 from quorum.pagination import CappedCursorPagination
 
 
+@extend_schema_field(queue_rules.RULES_SCHEMA)
+class RoutingRulesField(serializers.JSONField):
+    """A study's routing rules: any JSON to DRF, the object check_rules takes to the schema."""
+
+
 class StudySerializer(serializers.ModelSerializer):
     rubric = serializers.SerializerMethodField()
+    routing_rules = RoutingRulesField(
+        required=False, help_text=Study._meta.get_field("routing_rules").help_text
+    )
 
     class Meta:
         model = Study

@@ -21,6 +21,18 @@ RULES = (
 )
 THRESHOLD_RULES = ("low_agreement", "low_confidence")
 DEFAULT_RULES = {"no_majority": True, "judge_inconsistent": True, "unable": True, "gold_miss": True}
+_THRESHOLD = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1}
+# What check_rules takes, as an OpenAPI 3.0 schema, for the API's documentation.
+RULES_SCHEMA = {
+    "type": "object",
+    "properties": {
+        rule: {"oneOf": [{"type": "boolean", "enum": [False]}, _THRESHOLD]}
+        if rule in THRESHOLD_RULES
+        else {"type": "boolean"}
+        for rule in RULES
+    },
+    "additionalProperties": False,
+}
 
 
 def check_rules(obj):

@@ -124,27 +124,30 @@ def free_port():
 
 
 @pytest.fixture
-def asgi_server(transactional_db):
-    """The ASGI app under uvicorn on a free loopback port, on the test database; its URL."""
+def asgi_server(transactional_db, tmp_path_factory):
+    """The ASGI app under uvicorn on a free loopback port, on the test database; its URL.
+
+    Its output goes to a file: a pipe that nobody reads fills up (Django logs every 4xx under
+    DEBUG), and the server then stops answering."""
     env = subprocess_env(DEBUG="1")
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "quorum.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with open(tmp_path_factory.mktemp("asgi-server") / "server.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "quorum.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -155,7 +158,7 @@ def asgi_server(transactional_db):
             time.sleep(0.2)
     yield base
     server.terminate()
-    server.communicate(timeout=30)
+    server.wait(timeout=30)
 
 
 @pytest.fixture
