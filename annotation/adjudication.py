@@ -63,7 +63,7 @@ def next_for_expert(study, user):
             item = free.select_for_update(skip_locked=skip_locked, of=("self",)).first()
             if item is None:
                 return None
-            QueueReservation.objects.filter(item=item).delete()  # an expired one, if any
+            QueueReservation.objects.filter(item=item, expires_at__lte=now).delete()
             try:
                 with transaction.atomic():
                     return QueueReservation.objects.create(
@@ -72,7 +72,9 @@ def next_for_expert(study, user):
                         expires_at=now + timedelta(minutes=study.reservation_minutes),
                     )
             except IntegrityError:
-                continue  # SQLite: another expert took it between the read and the write
+                # Another expert's reservation committed after this statement's snapshot
+                # (PostgreSQL, READ COMMITTED): theirs stands; try the next item.
+                continue
     return None
 
 
@@ -117,7 +119,9 @@ def decide(study, user, item, answers, *, note=""):
     extra = sorted(set(answers) - set(cells) - {c for c in answers if c.endswith(STRENGTH_SUFFIX)})
     if extra:
         raise InvalidDecision(f"{extra[0]}: not a question this item is decided on")
-    return _record(study, user, item, Adjudication.Outcome.DECIDED, answers=cleaned, note=note)
+    return _record(
+        study, user, item, Adjudication.Outcome.DECIDED, answers=cleaned, note=note, cells=cells
+    )
 
 
 def send_back(study, user, item, extra_labels, *, note=""):
@@ -133,14 +137,17 @@ def mark_unresolved(study, user, item, *, note=""):
     return _record(study, user, item, Adjudication.Outcome.UNRESOLVED, note=note)
 
 
-def _record(study, user, item, outcome, *, answers=None, extra_labels=0, note=""):
+def _record(study, user, item, outcome, *, answers=None, extra_labels=0, note="", cells=None):
     """The decision, under the item's lock: only for a waiting item, and not while another
-    expert holds it. The decider's reservation goes."""
+    expert holds it; answers only for the `cells` it is decided on now (routing may have
+    changed its reasons since the page was shown). The decider's reservation goes."""
     now = timezone.now()
     with transaction.atomic():
         item = Item.objects.select_for_update().get(pk=item.pk, study=study)
         if not _is_waiting(item):
             raise InvalidDecision("this item is not waiting in the queue any more")
+        if cells is not None and cells != decision_cells(study.rubric_version.parsed, item):
+            raise InvalidDecision("the item's reasons changed meanwhile: reload it to see them")
         held = QueueReservation.objects.filter(item=item).first()
         if held and held.user_id != user.pk and held.expires_at > now:
             raise InvalidDecision("another expert is deciding this item")
@@ -226,7 +233,8 @@ def queue_summary(study):
         experts.setdefault(username, _expert_row(username))["reserved"] += 1
     states = dict.fromkeys(QUEUE_STATES, 0)
     by_reason = {}
-    items = study.items.filter(Q(routed_at__isnull=False) | Q(pk__in=list(latest)))
+    decided = Exists(Adjudication.objects.filter(item=OuterRef("pk")))
+    items = study.items.filter(Q(routed_at__isnull=False) | decided)
     for pk, routed_at, routed_reason, reasons in items.values_list(
         "pk", "routed_at", "routed_reason", "routing_reasons"
     ):

@@ -94,9 +94,11 @@ class StudyDetail(generics.RetrieveUpdateAPIView):
 
     def perform_update(self, serializer):
         with transaction.atomic():
+            before = serializer.instance.routing_rules
             study = serializer.save()
-            # New rules can change where every item belongs: route the study again.
-            labels_settled.send(sender=Study, study=study, items=None)
+            if study.routing_rules != before:
+                # New rules can change where every item belongs: route the study again.
+                labels_settled.send(sender=Study, study=study, items=None)
 
 
 class ItemList(generics.ListAPIView):

@@ -7,7 +7,7 @@ the item was routed. The answer widgets and their keys are the labelling page's.
 """
 
 from annotation.adjudication import MAX_EXTRA_LABELS, decision_cells, waiting
-from annotation.final_labels import settle
+from annotation.final_labels import judged_values, settle
 from annotation.labelling import LabellingPage
 from annotation.models import Rater
 from annotation.rubrics import UNABLE, render_value
@@ -60,11 +60,7 @@ class ExpertPage:
 
     def _cell(self, cell, humans, judges):
         """One decided question: each rater's answer and the humans' agreement on it."""
-        values = [
-            text
-            for a in humans
-            if cell in a.answers and (text := render_value(a.answers[cell])) not in ("", UNABLE)
-        ]
+        values = judged_values((a.answers for a in humans), cell)
         majority, provenance = settle(values)
         share = sum(v == majority for v in values) / len(values) if majority and values else None
         return {
@@ -92,7 +88,6 @@ class ExpertPage:
             if q["cell"] not in cells:
                 continue
             q["choices"] = [c for c in q["choices"] if c["value"] != UNABLE]
-            q["required"] = True
             questions.append(q)
         return questions
 

@@ -26,7 +26,7 @@ from dataclasses import astuple, dataclass
 from django.db import transaction
 
 from annotation.adjudication import cells_for
-from annotation.models import Adjudication, Annotation, Item, Rater
+from annotation.models import Adjudication, Annotation, Item, Rater, RoutingDecision
 from annotation.rubrics import UNABLE, render_value
 from annotation.spreadsheet import escape_cell
 
@@ -51,6 +51,7 @@ ADJUDICATED, GOLD, UNANIMOUS, MAJORITY, SINGLE, UNRESOLVED = (
     "unresolved",
 )
 CHUNK_SIZE = 2000
+PROMOTED = "promoted to gold"  # the routing decision's `by` when promotion takes it out
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,16 @@ def settle(values):
     if counts[0][1] == counts[1][1]:
         return "", UNRESOLVED
     return counts[0][0], MAJORITY
+
+
+def judged_values(answer_sets, cell):
+    """The CSV values that human labels (their `answers` dicts) give `cell`, `unable` and
+    empty ones left out, as agreement counts them."""
+    return [
+        text
+        for answers in answer_sets
+        if cell in answers and (text := render_value(answers[cell])) not in ("", UNABLE)
+    ]
 
 
 def final_labels(study, items=None):
@@ -120,11 +131,7 @@ def _chunk_rows(rubric, chunk):
         decided = cells_for(rubric, checklist, decision.reasons) if decision else ()
         why = ";".join(reasons) or (routed_reason if routed_at else "")
         for cell in rubric.analysed_cells(checklist):
-            values = [
-                text
-                for answers in labels.get(pk, ())
-                if cell in answers and (text := render_value(answers[cell])) not in ("", UNABLE)
-            ]
+            values = judged_values(labels.get(pk, ()), cell)
             by = decision if cell in decided else None
             if by and by.outcome == Adjudication.Outcome.DECIDED and cell in by.answers:
                 value, provenance = render_value(by.answers[cell]), ADJUDICATED
@@ -180,9 +187,17 @@ class NotAdjudicated(ValueError):
     """Only an item an expert decided can be promoted to gold."""
 
 
+def is_adjudicated(study, item):
+    """Whether an expert's decision gives the item a final label now: what promotion needs."""
+    return any(
+        r.provenance == ADJUDICATED for r in final_labels(study, study.items.filter(pk=item.pk))
+    )
+
+
 def promote_to_gold(study, item):
-    """Make an adjudicated item gold: its final values become its gold answers (stored form).
-    Questions without a final value keep no gold answer."""
+    """Make an adjudicated item gold: its final values become its gold answers (stored form),
+    and it leaves the expert queue, so that annotators are checked against it. Questions
+    without a final value keep no gold answer."""
     rubric = study.rubric_version.parsed
     with transaction.atomic():
         item = Item.objects.select_for_update().get(pk=item.pk, study=study)
@@ -200,5 +215,9 @@ def promote_to_gold(study, item):
             if row.value
         }
         item.is_gold = True
-        item.save(update_fields=["gold_answers", "is_gold"])
+        item.routed_at, item.routed_reason = None, ""
+        item.save(update_fields=["gold_answers", "is_gold", "routed_at", "routed_reason"])
+        RoutingDecision.objects.create(
+            item=item, routed=False, reasons=item.routing_reasons, by=PROMOTED
+        )
     return item

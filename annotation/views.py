@@ -20,9 +20,9 @@ from annotation.assignment import (
     ticket_for,
 )
 from annotation.expert_page import ExpertPage
-from annotation.final_labels import NotAdjudicated, csv_lines, promote_to_gold
+from annotation.final_labels import NotAdjudicated, csv_lines, is_adjudicated, promote_to_gold
 from annotation.labelling import LabellingPage
-from annotation.models import Adjudication, QueueReservation, Study, StudyMembership
+from annotation.models import QueueReservation, Study, StudyMembership
 
 
 @login_required
@@ -263,7 +263,7 @@ def history(request, slug, external_id):
             "item": item,
             "events": adjudication.history(item),
             "can_promote": has_role(study, request.user, StudyMembership.Role.RESEARCHER)
-            and item.adjudications.filter(outcome=Adjudication.Outcome.DECIDED).exists(),
+            and is_adjudicated(study, item),
         },
     )
 

@@ -19,11 +19,11 @@ was sent back for. Every change is a RoutingDecision, the item's routing history
 import math
 
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from annotation.consumers import announce_progress
-from annotation.models import Adjudication, Annotation, Item, RoutingDecision
+from annotation.models import Adjudication, Annotation, Item, Rater, RoutingDecision
 from annotation.queue_rules import check_rules
 from annotation.rubrics import render_value
 from calibration import disagreement
@@ -64,11 +64,15 @@ def _store(study, items, found, agreement):
     now = timezone.now()
     held = _held_by_decisions(study, items)
     changed, decisions = [], []
-    rows = items.exclude(pk__in=held).values_list(
+    rows = items.values_list(
         "pk", "external_id", "routed_at", "routed_reason", "routing_reasons", "routing_agreement"
     )
     adjudicated = _adjudicated_since_routing(items)
+    read = {}
     for pk, ext, routed_at, routed_reason, old_reasons, old_agreement in rows.iterator():
+        if pk in held:
+            continue
+        read[pk] = (routed_at, routed_reason)
         why = reasons.get(ext, [])
         share = agreement.get(ext)
         share = None if share is None or math.isnan(share) else float(share)
@@ -93,6 +97,19 @@ def _store(study, items, found, agreement):
             changed.append(item)
     fields = ["routed_at", "routed_reason", "routing_reasons", "reason_count", "routing_agreement"]
     with transaction.atomic():
+        # Written only where no expert or admin moved the item since it was read (they hold
+        # its row lock to do so); the next routing decides those again.
+        moved_meanwhile = set()
+        for start in range(0, len(changed), BATCH_SIZE):
+            batch = [item.pk for item in changed[start : start + BATCH_SIZE]]
+            now_rows = Item.objects.select_for_update().filter(pk__in=batch)
+            for pk, routed_at, routed_reason in now_rows.values_list(
+                "pk", "routed_at", "routed_reason"
+            ):
+                if (routed_at, routed_reason) != read[pk]:
+                    moved_meanwhile.add(pk)
+        changed = [item for item in changed if item.pk not in moved_meanwhile]
+        decisions = [d for d in decisions if d.item_id not in moved_meanwhile]
         Item.objects.bulk_update(changed, fields, batch_size=BATCH_SIZE)
         RoutingDecision.objects.bulk_create(decisions, batch_size=BATCH_SIZE)
         if decisions:
@@ -101,7 +118,8 @@ def _store(study, items, found, agreement):
 
 def _held_by_decisions(study, items):
     """Items that routing leaves alone: decided by an expert (or marked unresolved) with no
-    label since, and sent back without all the labels it asked for yet."""
+    human label since (a judge's verdict does not reopen a decision), and sent back without
+    all the labels it asked for yet."""
     latest = dict(
         Adjudication.objects.filter(item__in=items)
         .values("item")
@@ -110,8 +128,9 @@ def _held_by_decisions(study, items):
     )
     if not latest:
         return set()
+    decided = items.filter(Exists(Adjudication.objects.filter(item=OuterRef("pk"))))
     labelled = dict(
-        Annotation.objects.filter(item__in=latest)
+        Annotation.objects.filter(item__in=decided, rater__kind=Rater.Kind.HUMAN)
         .values("item")
         .annotate(at=Max("created_at"))
         .values_list("item", "at")

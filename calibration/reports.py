@@ -14,7 +14,7 @@ from django.db.models import Count, Max
 
 from annotation.exports import label_rows
 from annotation.final_labels import final_labels
-from annotation.models import Adjudication, Annotation, Rater
+from annotation.models import Adjudication, Annotation, Rater, RoutingDecision
 from annotation.spreadsheet import escape_cell
 from calibration import biases, plots, rankings
 from calibration.agreement import (
@@ -148,10 +148,11 @@ def _cache_key(study, bootstrap, seed, reference="majority"):
     key = f"quorum:report:{fingerprint(study)}:{bootstrap}:{seed}"
     if reference == "final":  # final labels change with every decision and gold answer too
         decisions = Adjudication.objects.filter(item__study=study).aggregate(n=Max("id"))["n"]
+        routing = RoutingDecision.objects.filter(item__study=study).aggregate(n=Max("id"))["n"]
         gold = hashlib.sha256(
             repr(list(study.items.filter(is_gold=True).values_list("pk", "gold_answers"))).encode()
         ).hexdigest()[:16]
-        key += f":final:{decisions}:{gold}"
+        key += f":final:{decisions}:{routing}:{gold}"
     return key
 
 

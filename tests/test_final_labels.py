@@ -278,6 +278,9 @@ def test_an_adjudicated_item_becomes_gold_with_its_final_answers(world):
     assert client.post(f"/s/{study.slug}/items/decided/gold/").status_code == 302
     item = study.items.get(external_id="decided")
     assert (item.is_gold, item.gold_answers) == (True, {"pref": "B"})  # checklist had no value
+    # Out of the expert queue, so that annotators are handed it as a check.
+    assert item.routed_at is None
+    assert item.routing_decisions.get().by == "promoted to gold"
     rows = {(r[0], r[1]): r for r in csv.reader(io.StringIO(export_final(study)))}
     assert rows["decided", "pref"][2:4] == ["B", "adjudicated"]
 
