@@ -23,6 +23,7 @@ from annotation.expert_page import ExpertPage
 from annotation.final_labels import NotAdjudicated, csv_lines, is_adjudicated, promote_to_gold
 from annotation.labelling import LabellingPage
 from annotation.models import QueueReservation, Study, StudyMembership
+from annotation.rubrics import render_value
 
 
 @login_required
@@ -261,11 +262,24 @@ def history(request, slug, external_id):
         {
             "study": study,
             "item": item,
-            "events": adjudication.history(item),
+            "events": _history(item),
             "can_promote": has_role(study, request.user, StudyMembership.Role.RESEARCHER)
             and is_adjudicated(study, item),
         },
     )
+
+
+def _history(item):
+    """The item's history with each record's answers as the label CSV writes them."""
+    return [
+        (
+            time,
+            kind,
+            record,
+            {c: render_value(v) for c, v in getattr(record, "answers", {}).items()},
+        )
+        for time, kind, record in adjudication.history(item)
+    ]
 
 
 @login_required
@@ -280,7 +294,7 @@ def promote(request, slug, external_id):
         return render(
             request,
             "annotation/history.html",
-            {"study": study, "item": item, "events": adjudication.history(item), "error": str(e)},
+            {"study": study, "item": item, "events": _history(item), "error": str(e)},
             status=400,
         )
     return redirect("annotation:history", slug=slug, external_id=external_id)
