@@ -25,6 +25,9 @@ from annotation.models import Adjudication, Item, QueueReservation, RoutingDecis
 from annotation.rubrics import STRENGTH_SUFFIX, UNABLE
 
 MAX_EXTRA_LABELS = 20  # the most labels one send-back may ask for
+# Each try sees the reservations committed before it, so a try is lost only to an expert who
+# got an item meanwhile; the bound guards against a livelock, not against the usual case.
+MAX_TRIES = 50
 SENT_BACK = "sent back"  # the routing decision's `by` when an expert sent the item back
 
 
@@ -55,7 +58,7 @@ def next_for_expert(study, user):
             return held
         held.delete()
     skip_locked = connection.features.has_select_for_update_skip_locked
-    for _ in range(3):
+    for _ in range(MAX_TRIES):
         with transaction.atomic():
             free = waiting(study).exclude(
                 Exists(QueueReservation.objects.filter(item=OuterRef("pk"), expires_at__gt=now))
