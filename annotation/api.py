@@ -9,7 +9,7 @@ from rest_framework.request import Request
 
 from annotation import queue_rules
 from annotation.access import get_study_for
-from annotation.final_labels import final_labels
+from annotation.final_labels import PROVENANCES, final_labels
 from annotation.models import Item, Study, StudyMembership
 from annotation.signals import labels_settled
 from quorum.pagination import CappedCursorPagination
@@ -118,9 +118,7 @@ class FinalLabelSerializer(serializers.Serializer):
     item = serializers.CharField()
     question = serializers.CharField()
     value = serializers.CharField()
-    provenance = serializers.ChoiceField(
-        ["adjudicated", "gold", "unanimous", "majority", "single", "unresolved"]
-    )
+    provenance = serializers.ChoiceField(PROVENANCES)
     n_labels = serializers.IntegerField()
     agreement = serializers.CharField(help_text="6 decimals; empty without a value or a label")
     routed = serializers.CharField(help_text='"rule:question" reasons joined by ";"')

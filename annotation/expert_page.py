@@ -7,7 +7,7 @@ the item was routed. The answer widgets and their keys are the labelling page's.
 """
 
 from annotation.adjudication import MAX_EXTRA_LABELS, decision_cells, waiting
-from annotation.final_labels import judged_values, settle
+from annotation.final_labels import judged_values, settle, share
 from annotation.labelling import LabellingPage
 from annotation.models import Rater
 from annotation.rubrics import UNABLE, render_value
@@ -62,13 +62,12 @@ class ExpertPage:
         """One decided question: each rater's answer and the humans' agreement on it."""
         values = judged_values((a.answers for a in humans), cell)
         majority, provenance = settle(values)
-        share = sum(v == majority for v in values) / len(values) if majority and values else None
         return {
             "cell": cell,
             "majority": majority,
             "provenance": provenance,
             "n_labels": len(values),
-            "agreement": share,
+            "agreement": share(values, majority),
             "judges": [
                 {"rater": a.rater.name, "order": a.order, "value": render_value(a.answers[cell])}
                 for a in judges

@@ -50,6 +50,7 @@ ADJUDICATED, GOLD, UNANIMOUS, MAJORITY, SINGLE, UNRESOLVED = (
     "single",
     "unresolved",
 )
+PROVENANCES = (ADJUDICATED, GOLD, UNANIMOUS, MAJORITY, SINGLE, UNRESOLVED)  # precedence order
 CHUNK_SIZE = 2000
 PROMOTED = "promoted to gold"  # the routing decision's `by` when promotion takes it out
 
@@ -91,6 +92,12 @@ def judged_values(answer_sets, cell):
         for answers in answer_sets
         if cell in answers and (text := render_value(answers[cell])) not in ("", UNABLE)
     ]
+
+
+def share(values, value):
+    """The share of `values` equal to `value`: the final label's agreement; None without a
+    value or a label."""
+    return sum(v == value for v in values) / len(values) if value and values else None
 
 
 def final_labels(study, items=None):
@@ -141,16 +148,14 @@ def _chunk_rows(rubric, chunk):
                 by, (value, provenance) = None, (render_value(gold[cell]), GOLD)
             else:
                 by, (value, provenance) = None, settle(values)
-            agreement = (
-                f"{sum(v == value for v in values) / len(values):.6f}" if value and values else ""
-            )
+            agreement = share(values, value)
             yield FinalLabel(
                 item=ext,
                 question=cell,
                 value=value,
                 provenance=provenance,
                 n_labels=len(values),
-                agreement=agreement,
+                agreement="" if agreement is None else f"{agreement:.6f}",
                 routed=why,
                 decided_by=by.expert.get_username() if by else "",
                 decided_at=by.decided_at.isoformat() if by else "",

@@ -18,9 +18,7 @@ class CappedLimitOffsetPagination(LimitOffsetPagination):
     max_limit = MAX_PAGE_SIZE
 
     def get_limit(self, request):
-        if self.limit_query_param not in request.query_params:
-            return self.default_limit
-        return min(whole_number(request, self.limit_query_param, minimum=1), self.max_limit)
+        return requested_size(request, self.limit_query_param, self.default_limit, self.max_limit)
 
     def get_offset(self, request):
         if self.offset_query_param not in request.query_params:
@@ -43,15 +41,22 @@ class CappedCursorPagination(CursorPagination):
     max_page_size = MAX_PAGE_SIZE
 
     def get_page_size(self, request):
-        if self.page_size_query_param not in request.query_params:
-            return self.page_size
-        return min(whole_number(request, self.page_size_query_param, minimum=1), self.max_page_size)
+        name, default, cap = self.page_size_query_param, self.page_size, self.max_page_size
+        return requested_size(request, name, default, cap)
 
     def get_schema_operation_parameters(self, view):
         cursor, page_size = super().get_schema_operation_parameters(view)
         page_size["description"] = _size_description(self.page_size, self.max_page_size)
         page_size["schema"]["minimum"] = 1
         return [cursor, page_size]
+
+
+def requested_size(request, name, default, cap):
+    """The page size a request asks for under `name`: `default` when it asks none, at most
+    `cap`; a 400 for anything but a whole number of at least 1."""
+    if name not in request.query_params:
+        return default
+    return min(whole_number(request, name, minimum=1), cap)
 
 
 def whole_number(request, name, minimum):
