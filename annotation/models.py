@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from annotation import queue_rules
-from annotation.rubrics import parse_rubric
+from annotation.rubrics import RubricError, parse_rubric
 
 
 def _new_token():
@@ -60,9 +60,12 @@ class StudyQuerySet(models.QuerySet):
         )
         parsed = parse_rubric(rubric)
         with transaction.atomic():
-            new_rubric = Rubric.objects.create(name=parsed.name)
-            new_rubric.revise(rubric)
+            new_rubric = Rubric.objects.create(name=parsed.name, definition=rubric)
             return self.create(slug=slug, name=name or parsed.name, rubric=new_rubric, **fields)
+
+    def active(self):
+        """Studies not archived: the ones the studies home lists first."""
+        return self.filter(archived_at=None)
 
 
 class Study(models.Model):
@@ -113,6 +116,16 @@ class Study(models.Model):
         blank=True,
         help_text='Disagreements that send an item to the expert queue, e.g. {"no_majority": '
         'true, "low_agreement": 0.7}; false or absent is off, a number is the threshold.',
+    )
+    return_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Where the done page sends a worker who finished, e.g. Prolific's "
+        "https://app.prolific.com/submissions/complete?cc=CODE (empty: the page shows the "
+        "completion code only).",
+    )
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Archived: listed apart on the studies home."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -235,6 +248,12 @@ class Study(models.Model):
         membership = self.membership_of(user)
         return membership.role if membership else None
 
+    def record(self, user, what, before="", after=""):
+        """Write one change of the study's setup to its audit log."""
+        return StudyChange.objects.create(
+            study=self, user=user, what=what, before=str(before), after=str(after)
+        )
+
     def labels_by(self, user):
         """The user's current labels in the study."""
         return Annotation.objects.of_study(self).current().filter(rater__user=user)
@@ -249,13 +268,70 @@ class Study(models.Model):
 
 
 class Rubric(models.Model):
-    """A named, versioned set of questions. Its versions are immutable once labelled."""
+    """A named, versioned set of questions. Its versions are immutable once labelled.
+
+    A rubric never exists without questions: it is created with its first definition,
+    `Rubric.objects.create(name=..., definition={...})`, which becomes version 1 in the same
+    transaction, and saving a new rubric without one is refused.
+    """
 
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            return super().save(*args, **kwargs)
+        definition = getattr(self, "_first_definition", None)
+        if definition is None:
+            raise ValidationError(
+                "A rubric needs its questions: create it with a definition, "
+                "Rubric.objects.create(name=..., definition={...})."
+            )
+        parse_rubric(definition)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            self.revise(definition)
+        del self._first_definition
+
+    def clean(self):
+        if self._state.adding:
+            try:
+                parse_rubric(self.definition)
+            except RubricError as e:
+                raise ValidationError({"definition": str(e)}) from None
+
+    @property
+    def definition(self):
+        """The latest version's definition (or the one a new rubric will be created with)."""
+        if self.pk is None:
+            return getattr(self, "_first_definition", None)
+        latest = self.versions.order_by("-number").first()
+        return latest.definition if latest else None
+
+    @definition.setter
+    def definition(self, value):
+        self._first_definition = value
+
+    def edit(self, definition):
+        """The version that holds `definition` after an edit: the latest one changed in place
+        while no label was written against it, else a new version (labelled ones stay)."""
+        latest = self.versions.order_by("-number").first()
+        if latest.definition == definition:
+            return latest
+        if latest.annotations.exists():
+            return self.revise(definition)
+        latest.definition = definition
+        latest.__dict__.pop("parsed", None)
+        latest.save()
+        return latest
+
+    def copy(self):
+        """A new rubric with this one's latest questions, for a cloned study: editing one
+        study's questions never changes another's."""
+        return Rubric.objects.create(name=self.name, definition=self.definition)
 
     def revise(self, definition):
         """Record a new version; earlier versions, and the labels against them, stay as they are."""
@@ -632,3 +708,80 @@ class RoutingDecision(models.Model):
 
     def __str__(self):
         return f"{self.item} {'routed' if self.routed else 'let go'} by {self.by}"
+
+
+class StudyChange(models.Model):
+    """One change to a study's setup (a setting, its status, its questions, its data, its
+    people), by whom and when: the audit log on the study page."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="changes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    what = models.CharField(max_length=100, help_text='A setting\'s name, or "status", "items"…')
+    before = models.TextField(blank=True)
+    after = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["study", "at"])]
+
+    def __str__(self):
+        return f"{self.study}: {self.what} {self.before!r} → {self.after!r}"
+
+
+class Invitation(models.Model):
+    """A single-use, expiring link that makes a named person a member of a study with a role:
+    they choose a password on first use (or sign in, if the name is already an account)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="invitations")
+    name = models.CharField(max_length=150, help_text="The user name or e-mail invited.")
+    role = models.CharField(max_length=12, choices=StudyMembership.Role.choices)
+    token = models.CharField(max_length=64, unique=True, default=_new_token)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self):
+        return f"{self.name} as {self.role} in {self.study}"
+
+
+class Upload(models.Model):
+    """An items or labels file uploaded in the browser, checked and imported by the worker
+    (all or nothing, as the import commands): its state, progress and errors for the page."""
+
+    class Kind(models.TextChoices):
+        ITEMS = "items"
+        LABELS = "labels"
+
+    class State(models.TextChoices):
+        AWAITING = "awaiting", "awaiting confirmation"  # its first rows shown, not imported
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="uploads")
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    filename = models.CharField(max_length=255, help_text="The name the file was uploaded as.")
+    path = models.CharField(max_length=500, help_text="Where it waits for the worker.")
+    update = models.BooleanField(default=False, help_text="Replace what has the same ids.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.AWAITING)
+    total_bytes = models.PositiveBigIntegerField(default=0)
+    done_bytes = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="file:line messages.")
+    summary = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.kind} {self.filename} ({self.state})"

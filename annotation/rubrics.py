@@ -9,6 +9,7 @@ pairwise `A`/`B`/`tie`, Likert `1`..`N`, checklist and binary `yes`/`no` (checkl
 response.
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -35,7 +36,10 @@ _TYPE_FIELDS = {
 
 
 class RubricError(ValueError):
-    """A rubric definition that does not follow the format; the message names the field."""
+    """A rubric definition that does not follow the format; the message names the field,
+    `path` is where it is ("questions[0].scale")."""
+
+    path = ""
 
 
 @dataclass(frozen=True)
@@ -250,87 +254,210 @@ def render_value(stored):
 
 def parse_rubric(data):
     """Build a Rubric from its JSON form, raising RubricError naming the first bad field."""
+    problems = []
+    rubric = _build(data, problems)
+    if problems:
+        raise RubricError(problems[0][1])
+    return rubric
+
+
+def rubric_problems(data):
+    """Every problem of a rubric definition, as (path, message) in document order, the
+    first being what parse_rubric raises: the builder lists them all at once."""
+    problems = []
+    _build(data, problems)
+    return problems
+
+
+def text_problems(text):
+    """Every problem of a rubric written as JSON text, each with the line it is on:
+    [{"line": 3, "path": "questions[0].type", "message": "..."}]."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        return [{"line": e.lineno, "path": "", "message": f"not JSON: {e.msg} (column {e.colno})"}]
+    lines = _value_lines(text)
+    found = []
+    for path, message in rubric_problems(data):
+        known = path
+        while known and known not in lines:  # a missing field: the object that lacks it
+            known = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", known)
+        found.append({"line": lines.get(known, 1), "path": path, "message": message})
+    return found
+
+
+def _value_lines(text):
+    """The line each value of a (valid) JSON text starts on, by path ("questions[0].key":
+    the line of the key)."""
+    decoder, lines = json.JSONDecoder(), {}
+
+    def skip(pos):
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    def line(pos):
+        return text.count("\n", 0, pos) + 1
+
+    def value(pos, path):
+        pos = skip(pos)
+        lines.setdefault(path, line(pos))
+        if text[pos] == "{":
+            pos = skip(pos + 1)
+            while text[pos] != "}":
+                start = pos
+                key, pos = json.decoder.scanstring(text, pos + 1)
+                lines[f"{path}.{key}" if path else key] = line(start)
+                pos = value(skip(pos) + 1, f"{path}.{key}" if path else key)
+                pos = skip(pos)
+                pos = skip(pos + 1) if text[pos] == "," else pos
+            return pos + 1
+        if text[pos] == "[":
+            pos, index = skip(pos + 1), 0
+            while text[pos] != "]":
+                pos = skip(value(pos, f"{path}[{index}]"))
+                pos, index = (skip(pos + 1) if text[pos] == "," else pos), index + 1
+            return pos + 1
+        return decoder.raw_decode(text, pos)[1]
+
+    value(0, "")
+    return lines
+
+
+def _build(data, problems):
+    """The Rubric of `data`, or None, appending each problem found to `problems`."""
     if not isinstance(data, dict):
-        raise RubricError('the rubric must be a JSON object with "name" and "questions"')
+        problems.append(("", 'the rubric must be a JSON object with "name" and "questions"'))
+        return None
     unknown = set(data) - {"name", "questions"}
     if unknown:
-        raise RubricError(f'unknown field {sorted(unknown)[0]!r}; expected "name" and "questions"')
+        field_name = sorted(unknown)[0]
+        problems.append(
+            (field_name, f'unknown field {field_name!r}; expected "name" and "questions"')
+        )
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise RubricError('"name" must be a non-empty string')
+        problems.append(("name", '"name" must be a non-empty string'))
     raw = data.get("questions")
     if not isinstance(raw, list) or not raw:
-        raise RubricError('"questions" must be a non-empty list')
+        problems.append(("questions", '"questions" must be a non-empty list'))
+        return None
     questions, seen = [], set()
     for i, q in enumerate(raw):
-        question = _parse_question(q, f"questions[{i}]")
+        try:
+            question = _parse_question(q, f"questions[{i}]", problems)
+        except RubricError as e:  # the question cannot be read further
+            problems.append((e.path, str(e)))
+            continue
+        if question is None:
+            continue
         if question.key in seen:
-            raise RubricError(f"questions[{i}].key: {question.key!r} is used twice")
+            problems.append(
+                (f"questions[{i}].key", f"questions[{i}].key: {question.key!r} is used twice")
+            )
         seen.add(question.key)
         questions.append(question)
+    if problems:
+        return None
     return Rubric(name=name.strip(), questions=tuple(questions))
 
 
-def _parse_question(q, where):
+def _parse_question(q, where, problems):
+    """The Question of one definition, or None when a field is wrong (each wrong field is
+    appended to `problems`); RubricError when not even its key and type can be read."""
     if not isinstance(q, dict):
-        raise RubricError(f"{where}: must be an object")
+        raise _problem(where, f"{where}: must be an object")
     key, qtype = q.get("key"), q.get("type")
     if not isinstance(key, str) or not KEY_RE.match(key):
-        raise RubricError(
-            f"{where}.key: must be lowercase letters, digits and _, starting with a letter"
+        problems.append(
+            (
+                f"{where}.key",
+                f"{where}.key: must be lowercase letters, digits and _, starting with a letter",
+            )
         )
     if qtype not in QUESTION_TYPES:
-        raise RubricError(f"{where}.type: expected {_or(list(QUESTION_TYPES))}")
-    unknown = set(q) - _COMMON_FIELDS - _TYPE_FIELDS[qtype]
-    if unknown:
-        raise RubricError(f"{where}.{sorted(unknown)[0]}: not a field of a {qtype} question")
+        raise _problem(f"{where}.type", f"{where}.type: expected {_or(list(QUESTION_TYPES))}")
+    before = len(problems)
+    for extra in sorted(set(q) - _COMMON_FIELDS - _TYPE_FIELDS[qtype]):
+        problems.append((f"{where}.{extra}", f"{where}.{extra}: not a field of a {qtype} question"))
     kwargs = {"key": key, "type": qtype}
-    kwargs["prompt"] = _typed(q, "prompt", str, "", where)
+
+    def checked(check, *args):
+        try:
+            return check(*args)
+        except RubricError as e:
+            problems.append((e.path, str(e)))
+            return None
+
+    kwargs["prompt"] = checked(_typed, q, "prompt", str, "", where)
     for flag, default in (("required", True), ("allow_unable", False)):
-        kwargs[flag] = _typed(q, flag, bool, default, where)
+        kwargs[flag] = checked(_typed, q, flag, bool, default, where)
     if qtype == "pairwise":
-        kwargs["allow_tie"] = _typed(q, "allow_tie", bool, True, where)
-        kwargs["strength"] = _strength(q.get("strength", False), where)
+        kwargs["allow_tie"] = checked(_typed, q, "allow_tie", bool, True, where)
+        kwargs["strength"] = checked(_strength, q.get("strength", False), where)
     elif qtype == "likert":
-        scale = q.get("scale")
-        if type(scale) is not int or not 2 <= scale <= 100:
-            raise RubricError(f"{where}.scale: must be an integer from 2 to 100")
-        labels = _typed(q, "labels", dict, {}, where)
-        for k, v in labels.items():
-            if k not in {str(n) for n in range(1, scale + 1)} or not isinstance(v, str):
-                raise RubricError(f'{where}.labels: keys must be "1".."{scale}" and values strings')
-        kwargs.update(scale=scale, labels=labels)
+        kwargs.update(checked(_likert, q, where) or {})
     elif qtype == "checklist":
-        items = q.get("items")
-        if items != "per_item":
-            if (
-                not isinstance(items, list)
-                or not items
-                or not all(isinstance(s, str) and s.strip() for s in items)
-            ):
-                raise RubricError(
-                    f'{where}.items: must be a non-empty list of questions or "per_item"'
-                )
-            items = tuple(items)
-        kwargs["items"] = items
+        kwargs["items"] = checked(_checklist_items, q.get("items"), where)
     elif qtype == "binary":
-        kwargs["needs_reference"] = _typed(q, "needs_reference", bool, False, where)
+        kwargs["needs_reference"] = checked(_typed, q, "needs_reference", bool, False, where)
     elif qtype == "categorical":
-        choices = q.get("choices")
-        if (
-            not isinstance(choices, list)
-            or not choices
-            or not all(isinstance(c, str) and c and MULTI_SEPARATOR not in c for c in choices)
-            or len(set(choices)) != len(choices)
-        ):
-            raise RubricError(
-                f"{where}.choices: must be a non-empty list of distinct strings without ';'"
-            )
-        if UNABLE in choices:
-            raise RubricError(f"{where}.choices: {UNABLE!r} is reserved for unable to assess")
-        kwargs["choices"] = tuple(choices)
-        kwargs["multiple"] = _typed(q, "multiple", bool, False, where)
+        kwargs["choices"] = checked(_choices, q.get("choices"), where)
+        kwargs["multiple"] = checked(_typed, q, "multiple", bool, False, where)
+    if len(problems) > before or not isinstance(key, str) or not KEY_RE.match(key):
+        return None
     return Question(**kwargs)
+
+
+def _problem(path, message):
+    error = RubricError(message)
+    error.path = path
+    return error
+
+
+def _likert(q, where):
+    scale = q.get("scale")
+    if type(scale) is not int or not 2 <= scale <= 100:
+        raise _problem(f"{where}.scale", f"{where}.scale: must be an integer from 2 to 100")
+    labels = _typed(q, "labels", dict, {}, where)
+    for k, v in labels.items():
+        if k not in {str(n) for n in range(1, scale + 1)} or not isinstance(v, str):
+            raise _problem(
+                f"{where}.labels", f'{where}.labels: keys must be "1".."{scale}" and values strings'
+            )
+    return {"scale": scale, "labels": labels}
+
+
+def _checklist_items(items, where):
+    if items == "per_item":
+        return items
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(s, str) and s.strip() for s in items)
+    ):
+        raise _problem(
+            f"{where}.items", f'{where}.items: must be a non-empty list of questions or "per_item"'
+        )
+    return tuple(items)
+
+
+def _choices(choices, where):
+    if (
+        not isinstance(choices, list)
+        or not choices
+        or not all(isinstance(c, str) and c and MULTI_SEPARATOR not in c for c in choices)
+        or len(set(choices)) != len(choices)
+    ):
+        raise _problem(
+            f"{where}.choices",
+            f"{where}.choices: must be a non-empty list of distinct strings without ';'",
+        )
+    if UNABLE in choices:
+        raise _problem(
+            f"{where}.choices", f"{where}.choices: {UNABLE!r} is reserved for unable to assess"
+        )
+    return tuple(choices)
 
 
 def _strength(value, where):
@@ -346,9 +473,10 @@ def _strength(value, where):
         or not all(isinstance(s, str) and s.strip() for s in value)
         or len(set(value)) != len(value)
     ):
-        raise RubricError(
+        raise _problem(
+            f"{where}.strength",
             f"{where}.strength: must be true or a list of {fewest} to {most} distinct "
-            "anchor labels, weakest first"
+            "anchor labels, weakest first",
         )
     return tuple(value)
 
@@ -356,7 +484,9 @@ def _strength(value, where):
 def _typed(q, name, kind, default, where):
     value = q.get(name, default)
     if not isinstance(value, kind):
-        raise RubricError(f"{where}.{name}: must be {kind.__name__.replace('str', 'a string')}")
+        raise _problem(
+            f"{where}.{name}", f"{where}.{name}: must be {kind.__name__.replace('str', 'a string')}"
+        )
     return value
 
 

@@ -1,16 +1,17 @@
+"""The annotators' pages: the crowd join link, the next item, revising one, the end page."""
+
 import re
 import uuid
 
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_http_methods
 
-from annotation import adjudication, quality
-from annotation.access import get_study_for, has_role
-from annotation.adjudication import InvalidDecision
+from annotation import quality
+from annotation.access import get_study_for
 from annotation.assignment import (
     InvalidSubmission,
     has_work,
@@ -19,52 +20,8 @@ from annotation.assignment import (
     submit,
     ticket_for,
 )
-from annotation.expert_page import ExpertPage
-from annotation.final_labels import NotAdjudicated, csv_lines, is_adjudicated, promote_to_gold
 from annotation.labelling import LabellingPage
-from annotation.models import QueueReservation, Study, StudyMembership
-from annotation.rubrics import render_value
-
-
-@login_required
-def studies(request):
-    """The user's studies, each linked to the dashboard for its researchers and admins, and
-    to the labelling page for its annotators and experts; experts and researchers also get
-    the expert queue."""
-    visible = Study.objects.visible_to(request.user).select_related("rubric").order_by("name")
-    rows = [
-        (
-            s,
-            has_role(s, request.user, StudyMembership.Role.RESEARCHER),
-            has_role(s, request.user, StudyMembership.Role.EXPERT),
-        )
-        for s in visible
-    ]
-    return render(request, "annotation/studies.html", {"studies": rows})
-
-
-@login_required
-def study(request, slug):
-    study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
-    queue = adjudication.queue_summary(study)
-    return render(
-        request,
-        "annotation/study.html",
-        {
-            "study": study,
-            "rubric": study.rubric_version.parsed,
-            "rubric_version": study.rubric_version,
-            "progress": study.progress(),
-            "annotators": quality.annotator_summaries(study),
-            "per_day": study.labels_per_day(),
-            "queue": queue,
-            "queue_states": [
-                (s, name, queue["states"][s]) for s, name in adjudication.QUEUE_STATES.items()
-            ],
-            "join_url": f"{request.scheme}://{request.get_host()}{study.join_path()}",
-        },
-    )
-
+from annotation.models import Study, StudyMembership
 
 WORKER_ID_RE = re.compile(r"^[\w.@+-]{1,100}$")
 
@@ -212,103 +169,6 @@ def _answer(request, study):
         )
         return render(request, "annotation/label.html", page.context(), status=400)
     return redirect("annotation:label", slug=study.slug)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def queue(request, slug):
-    """The expert queue: the item the expert holds, or the next one (GET); a decision on the
-    item shown (POST), then the next."""
-    study = get_study_for(request, slug, role=StudyMembership.Role.EXPERT)
-    if request.method == "POST":
-        return _adjudicate(request, study)
-    held = adjudication.next_for_expert(study, request.user)
-    if held is None:
-        return render(request, "annotation/queue_empty.html", {"study": study})
-    page = ExpertPage(study, request.user, held.item, held)
-    return render(request, "annotation/queue.html", page.context())
-
-
-def _adjudicate(request, study):
-    item = get_object_or_404(study.items, external_id=request.POST.get("item", ""))
-    action, note = request.POST.get("action"), request.POST.get("note", "")
-    answers = LabellingPage.answers_from(request.POST)
-    try:
-        if action == "decide":
-            adjudication.decide(study, request.user, item, answers, note=note)
-        elif action == "send_back":
-            extra = request.POST.get("extra_labels", "")
-            extra = int(extra) if extra.isascii() and extra.isdigit() else None
-            adjudication.send_back(study, request.user, item, extra, note=note)
-        elif action == "unresolved":
-            adjudication.mark_unresolved(study, request.user, item, note=note)
-        else:
-            raise InvalidDecision("decide, send back or mark as cannot be resolved")
-    except InvalidDecision as e:
-        held = QueueReservation.objects.filter(item=item, user=request.user).first()
-        page = ExpertPage(study, request.user, item, held, answers=answers, note=note, error=str(e))
-        return render(request, "annotation/queue.html", page.context(), status=400)
-    return redirect("annotation:queue", slug=study.slug)
-
-
-@login_required
-def history(request, slug, external_id):
-    """An item's labels, routing decisions and adjudications in time order (unblinded)."""
-    study = get_study_for(request, slug, role=StudyMembership.Role.EXPERT)
-    item = get_object_or_404(study.items, external_id=external_id)
-    return render(
-        request,
-        "annotation/history.html",
-        {
-            "study": study,
-            "item": item,
-            "events": _history(item),
-            "can_promote": has_role(study, request.user, StudyMembership.Role.RESEARCHER)
-            and is_adjudicated(study, item),
-        },
-    )
-
-
-def _history(item):
-    """The item's history with each record's answers as the label CSV writes them."""
-    return [
-        (
-            time,
-            kind,
-            record,
-            {c: render_value(v) for c, v in getattr(record, "answers", {}).items()},
-        )
-        for time, kind, record in adjudication.history(item)
-    ]
-
-
-@login_required
-@require_http_methods(["POST"])
-def promote(request, slug, external_id):
-    """Make an adjudicated item gold: its final labels become its gold answers."""
-    study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
-    item = get_object_or_404(study.items, external_id=external_id)
-    try:
-        promote_to_gold(study, item)
-    except NotAdjudicated as e:
-        return render(
-            request,
-            "annotation/history.html",
-            {"study": study, "item": item, "events": _history(item), "error": str(e)},
-            status=400,
-        )
-    return redirect("annotation:history", slug=slug, external_id=external_id)
-
-
-@login_required
-def final_labels_csv(request, slug):
-    """The final-label CSV, streamed: the same bytes as `export SLUG --format csv --final`."""
-    study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
-    return StreamingHttpResponse(
-        csv_lines(study),
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{study.slug}-final-labels.csv"'},
-    )
 
 
 def _uuid(text):
