@@ -23,3 +23,8 @@ def get_study_for(request, slug, role):
     if not has_role(study, request.user, role):
         raise Http404("No such study")
     return study
+
+
+def can_create_studies(user):
+    """Staff, and researchers of any study, may start studies (and become their admins)."""
+    return user.is_staff or Study.objects.where_role(user, StudyMembership.Role.RESEARCHER).exists()

@@ -68,6 +68,10 @@ class StudyQuerySet(models.QuerySet):
         return self.filter(archived_at=None)
 
 
+class StudyStatusError(Exception):
+    """A change of a study's status that its lifecycle does not allow; the message says why."""
+
+
 class Study(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -130,6 +134,31 @@ class Study(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = StudyQuerySet.as_manager()
+
+    # What a researcher sets, as the settings page edits and a clone copies it.
+    SETTINGS = (
+        "name",
+        "instructions",
+        "overlap",
+        "items_per_annotator",
+        "randomise_order",
+        "hide_model_names",
+        "reservation_minutes",
+        "gold_rate",
+        "qualification_gold_items",
+        "qualification_accuracy",
+        "gold_pause_below",
+        "completion_code",
+        "return_url",
+        "worker_id_param",
+        "routing_rules",
+    )
+    NEXT_STATUSES = {
+        Status.DRAFT: {Status.OPEN},
+        Status.OPEN: {Status.PAUSED, Status.CLOSED},
+        Status.PAUSED: {Status.OPEN, Status.CLOSED},
+        Status.CLOSED: set(),
+    }
 
     class Meta:
         verbose_name_plural = "studies"
@@ -238,6 +267,52 @@ class Study(models.Model):
             study=self, user=user, role=StudyMembership.Role.ANNOTATOR, worker_id=worker_id
         )
         return user
+
+    def clone(self, user):
+        """A new draft study with this one's settings and a copy of its questions (no items,
+        labels or people but the user, its admin; a new join token and completion code)."""
+        base = slug = f"{self.slug[:55]}-copy"
+        for n in itertools.count(2):
+            if not Study.objects.filter(slug=slug).exists():
+                break
+            slug = f"{base}-{n}"
+        with transaction.atomic():
+            copy = Study.objects.create(
+                slug=slug,
+                rubric=self.rubric.copy(),
+                **{
+                    name: getattr(self, name)
+                    for name in self.SETTINGS
+                    if name not in ("name", "completion_code")
+                },
+                name=f"{self.name} (copy)",
+            )
+            StudyMembership.objects.create(study=copy, user=user, role=StudyMembership.Role.ADMIN)
+            copy.record(user, "created", "", f"a copy of {self.slug}")
+        return copy
+
+    def change_status(self, status, user):
+        """Move the study along its lifecycle, draft → open ⇄ paused → closed, and log it.
+
+        Refused (StudyStatusError, saying why) for a move the lifecycle has no arrow for, for
+        opening a study without items, and when someone else changed the status meanwhile.
+        """
+        if status not in self.NEXT_STATUSES[self.status]:
+            raise StudyStatusError(
+                f"a {self.get_status_display().lower()} study cannot become {status!r}"
+            )
+        if status == self.Status.OPEN and not self.items.exists():
+            raise StudyStatusError("upload its items before opening the study")
+        with transaction.atomic():
+            if not Study.objects.filter(pk=self.pk, status=self.status).update(status=status):
+                raise StudyStatusError("someone else changed the study's status; reload")
+            self.record(user, "status", self.status, status)
+        self.status = status
+
+    @property
+    def read_only(self):
+        """A closed study takes no more labels nor changes to its setup."""
+        return self.status == self.Status.CLOSED
 
     def role_of(self, user):
         """The user's role in this study, or None; site superusers act as study admins."""
@@ -750,6 +825,36 @@ class Invitation(models.Model):
 
     def __str__(self):
         return f"{self.name} as {self.role} in {self.study}"
+
+    @property
+    def state(self):
+        """ "pending", "used", "revoked" or "expired". Revoking closes an invitation as using it
+        does, with no user: both go through the same conditional update, so of a revoke and an
+        acceptance at the same instant exactly one wins."""
+        if self.used_at is None:
+            return "pending" if self.expires_at > timezone.now() else "expired"
+        return "used" if self.used_by_id else "revoked"
+
+    def use(self, user):
+        """Close the invitation for `user`: True for the one request that did it, False when
+        it was used, revoked or expired already (or by another request at this instant)."""
+        now = timezone.now()
+        pending = Invitation.objects.filter(pk=self.pk, used_at=None, expires_at__gt=now)
+        if not pending.update(used_at=now, used_by=user):
+            return False
+        self.used_at, self.used_by = now, user
+        return True
+
+    def revoke(self):
+        """Close the invitation unused: True unless it was closed already."""
+        now = timezone.now()
+        if not Invitation.objects.filter(pk=self.pk, used_at=None).update(used_at=now):
+            return False
+        self.used_at = now
+        return True
+
+    def path(self):
+        return reverse("annotation:invitation", args=[self.token])
 
 
 class Upload(models.Model):

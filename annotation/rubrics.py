@@ -495,3 +495,38 @@ def _or(options):
     if len(quoted) == 1:
         return quoted[0]
     return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+# Questions a new study can start from, in the builder; each follows the format above.
+STARTERS = {
+    "pairwise": {
+        "name": "Pairwise preference",
+        "questions": [
+            {"key": "preference", "type": "pairwise", "prompt": "Which response is better?"},
+            {"key": "why", "type": "text", "prompt": "Why?", "required": False},
+        ],
+    },
+    "likert": {
+        "name": "Quality score",
+        "questions": [
+            {
+                "key": "quality",
+                "type": "likert",
+                "prompt": "How good is the response?",
+                "scale": 5,
+                "labels": {"1": "Very poor", "5": "Excellent"},
+            }
+        ],
+    },
+    "checklist": {
+        "name": "Checklist",
+        "questions": [
+            {
+                "key": "checks",
+                "type": "checklist",
+                "prompt": "Does the response…",
+                "items": ["answer the question?", "avoid factual errors?"],
+            }
+        ],
+    },
+}

@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from urllib.parse import urlsplit
 
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -128,6 +129,7 @@ def done(request, slug):
         "paused": paused,
         "more": more,
         "finished": finished,
+        "return_host": urlsplit(study.return_url).hostname or "",
     }
     return render(request, "annotation/done.html", context)
 
