@@ -1,11 +1,19 @@
 from django.urls import path
 
-from annotation.views import labelling, queue, studies
+from annotation.views import labelling, queue, rubric, studies
 
 app_name = "annotation"
 urlpatterns = [
     path("", studies.studies, name="studies"),
+    path("studies/new/", studies.new_study, name="new-study"),
+    path("studies/markdown-preview/", studies.markdown_preview, name="markdown-preview"),
     path("studies/<slug:slug>/", studies.study, name="study"),
+    path("studies/<slug:slug>/settings/", studies.study_settings, name="settings"),
+    path("studies/<slug:slug>/clone/", studies.clone, name="clone"),
+    path("studies/<slug:slug>/archive/", studies.archive, name="archive"),
+    path("studies/<slug:slug>/status/", studies.change_status, name="status"),
+    path("studies/<slug:slug>/rubric/", rubric.rubric, name="rubric"),
+    path("studies/<slug:slug>/rubric/preview/", rubric.preview, name="rubric-preview"),
     path("s/<slug:slug>/join", labelling.join, name="join"),
     path("s/<slug:slug>/label/", labelling.label, name="label"),
     # An item id may hold any character, "/" too.
