@@ -94,6 +94,11 @@ def experts(ok, anonymous=LOGIN):
     return expect(404, anonymous=anonymous, expert=ok, **dict.fromkeys(RESEARCHERS, ok))
 
 
+def admins(ok, anonymous=LOGIN):
+    """A study's admins only (setting the study up): researchers get the outsiders' 404."""
+    return expect(404, anonymous=anonymous, admin=ok, superuser=ok)
+
+
 def judge_configurers(ok):
     """Judges hold a provider key: superusers and holders of `change_judge` only."""
     return expect(403, anonymous=401, judge_staff=ok, superuser=ok)
@@ -182,6 +187,26 @@ def app_page(app_label):
 MATRIX = {
     "": [Ask("GET", anyone(200))],
     "studies/<slug:slug>/": [Ask("GET", researchers(200))],
+    # Starting a study: staff and the researchers of any study.
+    "studies/new/": [
+        Ask("GET", expect(404, anonymous=LOGIN, **dict.fromkeys((*RESEARCHERS, *STAFF), 200)))
+    ],
+    "studies/markdown-preview/": [
+        Ask("POST", anyone(200), data={"text": "*hi*"}),
+        Ask("GET", anyone(405)),
+    ],
+    "studies/<slug:slug>/settings/": [Ask("GET", admins(200))],
+    "studies/<slug:slug>/clone/": [Ask("POST", admins(302)), Ask("GET", anyone(405))],
+    "studies/<slug:slug>/archive/": [Ask("POST", admins(302)), Ask("GET", anyone(405))],
+    "studies/<slug:slug>/status/": [
+        Ask("POST", admins(302), data={"status": "paused"}),
+        Ask("GET", anyone(405)),
+    ],
+    "studies/<slug:slug>/rubric/": [Ask("GET", admins(200))],
+    "studies/<slug:slug>/rubric/preview/": [
+        Ask("POST", admins(200), data={"definition": json.dumps(PAIRWISE_RUBRIC)}),
+        Ask("GET", anyone(405)),
+    ],
     "studies/<slug:slug>/report/": [Ask("GET", researchers(200))],
     "studies/<slug:slug>/judge-runs/estimate/": [Ask("GET", researchers(200), query=RUN_FORM)],
     "studies/<slug:slug>/judge-runs/start/": [
