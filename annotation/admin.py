@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,6 +14,7 @@ from annotation.models import (
     Study,
     StudyMembership,
 )
+from annotation.rubrics import rubric_problems
 from annotation.signals import labels_settled
 
 
@@ -45,10 +48,42 @@ class RubricVersionInline(admin.TabularInline):
         return False  # new versions come from Rubric.revise, so old ones stay intact
 
 
+class RubricAdminForm(forms.ModelForm):
+    """A rubric with its questions: the admin cannot save one without (the model refuses it)."""
+
+    definition = forms.JSONField(
+        help_text='The rubric JSON, as in the README\'s "Rubric format". Editing a version '
+        "that has labels makes a new version."
+    )
+
+    class Meta:
+        model = Rubric
+        fields = ["name"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["definition"].initial = self.instance.definition
+
+    def clean_definition(self):
+        problems = rubric_problems(self.cleaned_data["definition"])
+        if problems:
+            raise ValidationError([message for _, message in problems])
+        if self.instance.pk is None:
+            self.instance.definition = self.cleaned_data["definition"]  # version 1
+        return self.cleaned_data["definition"]
+
+
 @admin.register(Rubric)
 class RubricAdmin(admin.ModelAdmin):
+    form = RubricAdminForm
     list_display = ["name", "created_at"]
     inlines = [RubricVersionInline]
+
+    def save_model(self, request, obj, form, change):
+        obj.save()
+        if change:
+            obj.edit(form.cleaned_data["definition"])
 
 
 @admin.register(Item)

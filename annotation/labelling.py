@@ -38,8 +38,19 @@ class LabellingPage:
         self.error = error
         self.ticket = ticket
 
-    def context(self):
+    def item_context(self):
+        """What the item and its questions need (the rubric builder's preview shows these)."""
         shown = self.shown_responses()
+        return {
+            "study": self.study,
+            "item": self.item,
+            "order": self.order,
+            "responses": shown,
+            "show_reference": bool(self.item.reference),
+            "questions": list(self.questions(shown)),
+        }
+
+    def context(self):
         labelled = self.study.labels_by(self.user)
         # The item labelled before this one: from a revised item, the one before it, so that
         # going back walks through them all.
@@ -52,12 +63,7 @@ class LabellingPage:
             earlier.order_by("-submitted_at").values_list("item__external_id", flat=True).first()
         )
         return {
-            "study": self.study,
-            "item": self.item,
-            "order": self.order,
-            "responses": shown,
-            "show_reference": bool(self.item.reference),
-            "questions": list(self.questions(shown)),
+            **self.item_context(),
             "submission_id": uuid.uuid4(),
             "ticket": self.ticket,
             "labelled": labelled.count(),

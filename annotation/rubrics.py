@@ -348,15 +348,16 @@ def _build(data, problems):
             question = _parse_question(q, f"questions[{i}]", problems)
         except RubricError as e:  # the question cannot be read further
             problems.append((e.path, str(e)))
-            continue
-        if question is None:
-            continue
-        if question.key in seen:
-            problems.append(
-                (f"questions[{i}].key", f"questions[{i}].key: {question.key!r} is used twice")
-            )
-        seen.add(question.key)
-        questions.append(question)
+            question = None
+        key = q.get("key") if isinstance(q, dict) else None
+        if isinstance(key, str) and KEY_RE.match(key):
+            if key in seen:
+                problems.append(
+                    (f"questions[{i}].key", f"questions[{i}].key: {key!r} is used twice")
+                )
+            seen.add(key)
+        if question is not None:
+            questions.append(question)
     if problems:
         return None
     return Rubric(name=name.strip(), questions=tuple(questions))

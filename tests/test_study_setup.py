@@ -46,7 +46,10 @@ def add_item(study, n=1):
         external_id=f"i{n}",
         position=n,
         prompt="p",
-        responses=[{"key": "A", "text": "a", "model": "m"}, {"key": "B", "text": "b", "model": "n"}],
+        responses=[
+            {"key": "A", "text": "a", "model": "m"},
+            {"key": "B", "text": "b", "model": "n"},
+        ],
     )
 
 

@@ -77,7 +77,7 @@ def _preview(request, study, definition):
     item = study.items.order_by("position").first() or Item(study=study, **SAMPLE_ITEM)
     version = RubricVersion(definition=definition, number=0)
     page = LabellingPage(study, request.user, item, "AB" if study.randomise_order else "", version)
-    return render_to_string("annotation/_preview.html", page.context(), request=request)
+    return render_to_string("annotation/_preview.html", page.item_context(), request=request)
 
 
 def _annotated_lines(text, problems):
