@@ -109,15 +109,19 @@ def write_labels_csv(study, out):
     return n
 
 
-def label_rows(study, items=None):
+def label_rows(study, items=None, rubric_version=None):
     """A study's current labels as label CSV rows, values in CSV terms, confidence a float;
-    with `items` (item ids), those items' only.
+    with `items` (item ids), those items' only; with `rubric_version`, the labels written
+    against that version only.
 
     Rows follow item import order, then humans before judges, rater name, presentation order,
     and the rubric's question order.
     """
-    rank = {key: i for i, key in enumerate(study.rubric_version.parsed.keys)}
+    version = rubric_version or study.rubric_version
+    rank = {key: i for i, key in enumerate(version.parsed.keys)}
     labels = Annotation.objects.of_study(study).current()
+    if rubric_version is not None:
+        labels = labels.filter(rubric_version=rubric_version)
     if items is not None:
         labels = labels.filter(item_id__in=items)
     rows = (

@@ -34,10 +34,10 @@ ANALYSED_TYPES = ("pairwise", "likert", "checklist", "binary", "categorical")
 REFERENCES = ("majority", "final")  # what judges are scored against
 
 
-def study_labels(study, items=None):
+def study_labels(study, items=None, rubric_version=None):
     """The study's current labels as a long table (the label CSV's columns); with `items`
-    (item ids), those items' only."""
-    rows = ((*row[:7],) for row in label_rows(study, items))
+    (item ids), those items' only; with `rubric_version`, that version's only."""
+    rows = ((*row[:7],) for row in label_rows(study, items, rubric_version))
     return pd.DataFrame.from_records(rows, columns=LABEL_TABLE_COLUMNS)
 
 
@@ -84,9 +84,9 @@ def fingerprint(study):
     )
 
 
-def cached_report(study, *, bootstrap=1000, seed=0):
+def cached_report(study, *, bootstrap=1000, seed=0, rubric_version=None):
     """The report and its plots ({"report", "plots"}) from the cache, or None."""
-    return cache.get(_cache_key(study, bootstrap, seed))
+    return cache.get(_cache_key(study, bootstrap, seed, rubric_version=rubric_version))
 
 
 def study_final_labels(study):
@@ -95,32 +95,38 @@ def study_final_labels(study):
     return pd.DataFrame.from_records(rows, columns=["item", "question", "value"])
 
 
-def build_report(study, *, bootstrap=1000, seed=0, families=None, reference="majority"):
+def build_report(
+    study, *, bootstrap=1000, seed=0, families=None, reference="majority", rubric_version=None
+):
     """Compute the report and its plots, and cache both under the labels' fingerprint.
 
     Judges' model families (for self-preference) come from their raters; `families` maps
     rater names to families in addition or instead. Judges are scored against the human
     majority, or with `reference="final"` against the final labels (adjudicated truth).
+    With `rubric_version`, only the labels written against that version are analysed, with
+    its questions (the report split by version; "rubric_version" in the report says which).
     """
-    key = _cache_key(study, bootstrap, seed, reference)
+    key = _cache_key(study, bootstrap, seed, reference, rubric_version)
     families = {**rater_families(study), **(families or {})}
     report = report_for(
-        study_labels(study),
+        study_labels(study, rubric_version=rubric_version),
         study_items(study),
-        study.rubric_version.parsed,
+        (rubric_version or study.rubric_version).parsed,
         slug=study.slug,
         options=Options(bootstrap=bootstrap, seed=seed),
         families=families,
         reference=study_final_labels(study) if reference == "final" else None,
     )
+    if rubric_version is not None:
+        report["rubric_version"] = rubric_version.number
     entry = {"report": report, "plots": plots_for(report)}
     cache.set(key, entry, timeout=None)
     return entry
 
 
-def building_key(study):
+def building_key(study, rubric_version=None):
     """Set while a worker builds the study's report, so that it is queued only once."""
-    return _cache_key(study, 1000, 0) + ":building"
+    return _cache_key(study, 1000, 0, rubric_version=rubric_version) + ":building"
 
 
 def is_large(study):
@@ -144,8 +150,10 @@ def plots_for(report):
     return out
 
 
-def _cache_key(study, bootstrap, seed, reference="majority"):
+def _cache_key(study, bootstrap, seed, reference="majority", rubric_version=None):
     key = f"quorum:report:{fingerprint(study)}:{bootstrap}:{seed}"
+    if rubric_version is not None:
+        key += f":v{rubric_version.number}"
     if reference == "final":  # final labels change with every decision and gold answer too
         decisions = Adjudication.objects.filter(item__study=study).aggregate(n=Max("id"))["n"]
         routing = RoutingDecision.objects.filter(item__study=study).aggregate(n=Max("id"))["n"]

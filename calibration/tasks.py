@@ -10,20 +10,22 @@ from calibration.reports import build_report, building_key
 
 
 @shared_task
-def build_study_report(study_id):
-    """Build and cache a study's report; running it twice only rebuilds the same entry."""
+def build_study_report(study_id, rubric_version=None):
+    """Build and cache a study's report (of one rubric version's labels, given its number);
+    running it twice only rebuilds the same entry."""
     study = Study.objects.get(pk=study_id)
+    version = study.rubric.versions.get(number=rubric_version) if rubric_version else None
     try:
-        build_report(study)
+        build_report(study, rubric_version=version)
     finally:
-        cache.delete(building_key(study))
+        cache.delete(building_key(study, version))
 
 
-def start_building(study):
+def start_building(study, rubric_version=None):
     """Queue one background build of the study's report; True if this call queued it."""
-    if not cache.add(building_key(study), True, timeout=15 * 60):
+    if not cache.add(building_key(study, rubric_version), True, timeout=15 * 60):
         return False
-    build_study_report.delay(study.pk)
+    build_study_report.delay(study.pk, rubric_version.number if rubric_version else None)
     return True
 
 

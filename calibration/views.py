@@ -1,7 +1,7 @@
 import io
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from annotation.access import get_study_for
@@ -18,18 +18,29 @@ DOWNLOADS = {
 @login_required
 def report(request, slug):
     study = get_study_for(request, slug, role=StudyMembership.Role.RESEARCHER)
-    entry = cached_report(study)
+    versions = list(study.rubric.versions.order_by("number").values_list("number", flat=True))
+    version = None
+    if "version" in request.GET:
+        number = request.GET["version"]
+        if not number.isascii() or not number.isdigit() or int(number) not in versions:
+            raise Http404("No such rubric version")
+        version = study.rubric.versions.get(number=int(number))
+    entry = cached_report(study, rubric_version=version)
     if entry is None:
         if is_large(study):
-            start_building(study)
+            start_building(study, version)
             return render(request, "calibration/building.html", {"study": study}, status=202)
-        entry = build_report(study)
+        entry = build_report(study, rubric_version=version)
     fmt = request.GET.get("format", "html")
     if fmt == "json":
         return JsonResponse(entry["report"], json_dumps_params={"ensure_ascii": False})
     if fmt in DOWNLOADS:
         return _download(entry["report"], slug, fmt)
-    return render(request, "calibration/report.html", {"study": study, **entry})
+    return render(
+        request,
+        "calibration/report.html",
+        {"study": study, "versions": versions, "version": version, **entry},
+    )
 
 
 def _download(report, slug, fmt):

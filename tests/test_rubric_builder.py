@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import PAIRWISE_RUBRIC, make_user
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from annotation.models import Annotation, Rater, Rubric, StudyMembership
@@ -170,3 +171,42 @@ def test_only_admins_of_the_study_edit_its_questions(study):
     assert client.get(f"/studies/{study.slug}/rubric/").status_code == 404
     empty = json.dumps(PAIRWISE_RUBRIC)
     assert client.post(f"/studies/{study.slug}/rubric/", {"definition": empty}).status_code == 404
+
+
+def test_the_report_splits_by_rubric_version(alice, study, tmp_path):
+    v1 = study.rubric_version
+    v2 = study.rubric.revise({**PAIRWISE_RUBRIC, "name": "Pairwise v2"})
+    for n, (version, raters) in enumerate(((v1, "hij"), (v2, "kl")), 1):
+        item = study.items.create(
+            external_id=f"i{n}",
+            position=n,
+            prompt="p",
+            responses=[
+                {"key": "A", "text": "a", "model": "m"},
+                {"key": "B", "text": "b", "model": "n"},
+            ],
+        )
+        for name in raters:
+            user = make_user(name)
+            rater = Rater.objects.create(kind="human", name=name, user=user)
+            Annotation.objects.create(
+                item=item, rater=rater, rubric_version=version, answers={"pref": "A"}, source="ui"
+            )
+    client = signed_in(alice)
+
+    def labels(query):
+        report = client.get(f"/studies/{study.slug}/report/?format=json{query}").json()
+        return report["questions"][0]["humans"]["n_labels"], report.get("rubric_version")
+
+    assert labels("") == (5, None)
+    assert labels("&version=1") == (3, 1)
+    assert labels("&version=2") == (2, 2)
+    assert client.get(f"/studies/{study.slug}/report/?version=3").status_code == 404
+    page = client.get(f"/studies/{study.slug}/report/?version=1").content.decode()
+    assert 'id="report-versions"' in page and "rubric v1" in page
+
+    out = tmp_path / "r.json"
+    call_command("report", study.slug, "--rubric-version", "2", "--bootstrap", "0", "--out", out)
+    assert json.loads(out.read_text())["questions"][0]["humans"]["n_labels"] == 2
+    with pytest.raises(CommandError, match="no rubric version 7; it has 1, 2"):
+        call_command("report", study.slug, "--rubric-version", "7")

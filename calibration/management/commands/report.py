@@ -35,6 +35,13 @@ class Command(BaseCommand):
             "labels, adjudicated by experts",
         )
         parser.add_argument(
+            "--rubric-version",
+            type=int,
+            metavar="N",
+            help="analyse only the labels written against version N of the study's rubric, "
+            "with its questions (default: every label, with the latest version's questions)",
+        )
+        parser.add_argument(
             "--family",
             action="append",
             default=[],
@@ -47,8 +54,23 @@ class Command(BaseCommand):
         if study is None:
             raise CommandError(f"no study with slug {slug!r}", returncode=2)
         families = dict(_family(f) for f in family)
+        version = None
+        if options["rubric_version"] is not None:
+            version = study.rubric.versions.filter(number=options["rubric_version"]).first()
+            if version is None:
+                numbers = list(study.rubric.versions.values_list("number", flat=True))
+                raise CommandError(
+                    f"study {slug!r} has no rubric version {options['rubric_version']}; "
+                    f"it has {', '.join(map(str, numbers))}",
+                    returncode=2,
+                )
         entry = build_report(
-            study, bootstrap=bootstrap, seed=seed, families=families, reference=reference
+            study,
+            bootstrap=bootstrap,
+            seed=seed,
+            families=families,
+            reference=reference,
+            rubric_version=version,
         )
         body = _render(entry, study, format)
         if out == "-":
