@@ -12,6 +12,7 @@ from annotation import adjudication, quality
 from annotation.access import can_create_studies, get_study_for, has_role
 from annotation.forms import StudyForm, settings_of
 from annotation.models import Rubric, Study, StudyMembership, StudyStatusError
+from annotation.people import study_idle_reason
 from annotation.rubrics import STARTERS
 from annotation.templatetags.markdown import render_markdown
 from calibration.reports import cached_report
@@ -81,6 +82,7 @@ def study(request, slug):
             "administers": has_role(study, request.user, StudyMembership.Role.ADMIN),
             "next_statuses": sorted(Study.NEXT_STATUSES[study.status]),
             "changes": study.changes.select_related("user").order_by("-at")[:CHANGES_SHOWN],
+            "idle_reason": study_idle_reason(study),
         },
     )
 
