@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 import math
+import os
 import sqlite3
 import string
 import tempfile
@@ -95,13 +96,15 @@ class _Errors:
 # Items ------------------------------------------------------------------------------------
 
 
-def import_items(study, path, *, update=False):
-    """Add the items of a .jsonl or .csv file to a study (with update, replace same ids)."""
+def import_items(study, path, *, update=False, progress=None):
+    """Add the items of a .jsonl or .csv file to a study (with update, replace same ids).
+
+    `progress`, if given, is called with the bytes read so far (`_read_lines`)."""
     path = Path(path)
     if path.suffix.lower() == ".jsonl":
-        records = _jsonl_records(path)
+        records = _jsonl_records(path, progress)
     elif path.suffix.lower() == ".csv":
-        records = _item_csv_records(path)
+        records = _item_csv_records(path, progress)
     else:
         raise ImportFailed([f"{path}: expected a .jsonl or .csv file of items"])
 
@@ -209,10 +212,10 @@ def _flush_items_update(items):
     return n
 
 
-def _jsonl_records(path):
+def _jsonl_records(path, progress=None):
     """Yield (line number, object or FieldError) for each non-blank line of a JSONL file."""
     with open(path, "rb") as f:
-        for line, raw in enumerate(f, 1):
+        for line, raw in enumerate(_read_lines(f, progress), 1):
             try:
                 text = _decode_line(raw, line).rstrip("\r\n")
             except FieldError as e:
@@ -228,10 +231,10 @@ def _jsonl_records(path):
             yield line, FieldError(None, NUL_MESSAGE) if _has_nul(record) else record
 
 
-def _item_csv_records(path):
+def _item_csv_records(path, progress=None):
     """Yield (line number, item object) from the items CSV, shaped like a JSONL item."""
     for line, row in _csv_rows(
-        path, required=("external_id", "prompt", "response_a", "response_b")
+        path, required=("external_id", "prompt", "response_a", "response_b"), progress=progress
     ):
         if isinstance(row, FieldError):
             yield line, row
@@ -350,20 +353,22 @@ def _clean_responses(responses):
 # Labels -----------------------------------------------------------------------------------
 
 
-def import_labels(study, path, *, update=False):
+def import_labels(study, path, *, update=False, progress=None):
     """Add the labels of a long CSV to a study; raters are created as needed.
 
     With update, a label for an (item, rater, order) that already has one replaces it and
     the earlier label stays as history. A label's rows may lie anywhere in the file, so the
     rows are staged on disk (`_StagedRows`) and read back label by label: memory stays flat
-    however long the file.
+    however long the file. `progress`, if given, is called with the bytes read so far.
     """
     path = Path(path)
     rubric_version = study.rubric_version
     rubric = rubric_version.parsed
     errors = _Errors(str(path))
     with _StagedRows() as staged:
-        rows = _csv_rows(path, required=REQUIRED_LABEL_COLUMNS, allowed=LABEL_COLUMNS)
+        rows = _csv_rows(
+            path, required=REQUIRED_LABEL_COLUMNS, allowed=LABEL_COLUMNS, progress=progress
+        )
         while batch := list(itertools.islice(rows, BATCH_SIZE)):
             staged.add(_clean_label_rows(study, rubric, batch, errors))
         for line, cell, item, rater, first in staged.repeated():
@@ -617,7 +622,7 @@ class _StagedRows:
 # CSV reading shared by items and labels ---------------------------------------------------
 
 
-def _csv_rows(path, *, required, allowed=None):
+def _csv_rows(path, *, required, allowed=None, progress=None):
     """Yield (line number, row dict or FieldError); UTF-8 with or without BOM, any newline.
 
     The line number is where the row starts, so a quoted field spanning lines is reported
@@ -625,7 +630,7 @@ def _csv_rows(path, *, required, allowed=None):
     put before would-be spreadsheet formulas (`annotation.spreadsheet`).
     """
     with open(path, "rb") as raw:
-        lines = _DecodedLines(raw)
+        lines = _DecodedLines(_read_lines(raw, progress))
         reader = csv.reader(lines, strict=True)
         try:
             header = next(reader, None)
@@ -667,6 +672,25 @@ def _csv_rows(path, *, required, allowed=None):
                 yield line, FieldError(None, f"has {len(row)} fields; the header has {len(header)}")
             else:
                 yield line, dict(zip(header, map(unescape_cell, row), strict=True))
+
+
+def _read_lines(raw, progress):
+    """A binary file's lines; with `progress`, the bytes read so far are passed to it every
+    1% of the file or BATCH_SIZE lines, whichever comes first, and at the end (an upload's
+    progress bar)."""
+    return raw if progress is None else _told_lines(raw, progress)
+
+
+def _told_lines(raw, progress):
+    step = max(os.fstat(raw.fileno()).st_size // 100, 1)
+    done = told = 0
+    for number, line in enumerate(raw, 1):
+        done += len(line)
+        if done - told >= step or number % BATCH_SIZE == 0:
+            progress(done)
+            told = done
+        yield line
+    progress(done)
 
 
 class _DecodedLines:

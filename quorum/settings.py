@@ -274,6 +274,10 @@ JUDGE_KEY_ENV_NAMES = envlist("JUDGE_KEY_ENV_NAMES", "OPENAI_API_KEY")
 # Studies with more current labels than this get their report built by a Celery worker.
 REPORT_IN_BACKGROUND_ABOVE = envint("REPORT_IN_BACKGROUND_ABOVE", 50_000)
 
+# Where files uploaded in the browser wait for the Celery worker that imports them: web and
+# worker processes must both reach it (one host, or a shared volume).
+UPLOAD_DIR = Path(os.environ.get("QUORUM_UPLOAD_DIR", VAR_DIR / "uploads"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
