@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation.views import labelling, queue, rubric, studies
+from annotation.views import browse, labelling, people, queue, rubric, studies, uploads
 
 app_name = "annotation"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     path("studies/<slug:slug>/status/", studies.change_status, name="status"),
     path("studies/<slug:slug>/rubric/", rubric.rubric, name="rubric"),
     path("studies/<slug:slug>/rubric/preview/", rubric.preview, name="rubric-preview"),
+    path("studies/<slug:slug>/people/", people.people_page, name="people"),
+    path("invite/<str:token>/", people.invitation, name="invitation"),
     path("s/<slug:slug>/join", labelling.join, name="join"),
     path("s/<slug:slug>/label/", labelling.label, name="label"),
     # An item id may hold any character, "/" too.
@@ -23,4 +25,8 @@ urlpatterns = [
     path("s/<slug:slug>/items/<path:external_id>/history/", queue.history, name="history"),
     path("s/<slug:slug>/items/<path:external_id>/gold/", queue.promote, name="promote"),
     path("studies/<slug:slug>/final-labels.csv", queue.final_labels_csv, name="final-labels"),
+    path("studies/<slug:slug>/upload/", uploads.upload, name="upload"),
+    path("studies/<slug:slug>/uploads/<int:pk>/", uploads.upload_status, name="upload-status"),
+    path("studies/<slug:slug>/items/", browse.items, name="items"),
+    path("studies/<slug:slug>/items/<path:external_id>/", browse.item, name="item"),
 ]

@@ -14,6 +14,7 @@ Each request runs in a savepoint that is rolled back, so the roles all meet the 
 import asyncio
 import json
 import re
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -32,7 +33,16 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from annotation.assignment import rater_for
-from annotation.models import Annotation, Item, Rater, Rubric, Study, StudyMembership
+from annotation.models import (
+    Annotation,
+    Invitation,
+    Item,
+    Rater,
+    Rubric,
+    Study,
+    StudyMembership,
+    Upload,
+)
 from annotation.routing import websocket_urlpatterns
 from judging.models import Judge, JudgeRun, PromptTemplate
 from judging.work import plan_run
@@ -148,7 +158,11 @@ RUN_FORM = {"judge": "gpt-judge", "questions": "pref"}
 RUN_REQUEST = {"judge": "gpt-judge", "questions": ["pref"]}
 NEW_JUDGE = {"name": "new-judge", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
 SPARE = {"pk": "spare_judge"}
+INVITE = {"action": "invite", "names": "newcomer", "role": "annotator", "days": "7"}
+USED_INVITATION = {"token": "used_invitation"}
 OTHER_RUN = {"pk": "other_run"}  # the other study's run, under this study's address
+UPLOAD = {"pk": "upload"}
+OTHER_UPLOAD = {"pk": "other_upload"}  # the other study's upload, under this study's address
 CSRF_TOKEN = "matrix0csrf0secret0of0length0032"  # a CSRF secret is 32 letters and digits
 # OPTIONS describes an endpoint from its code, the same for every slug (for a study that does
 # not exist too), so it answers everyone signed in: it reveals no study.
@@ -213,6 +227,10 @@ MATRIX = {
         Ask("POST", researchers(302), data=RUN_FORM),
         Ask("GET", anyone(405)),  # the same for every study: it reveals none
     ],
+    "studies/<slug:slug>/judge-runs/<int:pk>/": [
+        Ask("GET", researchers(200)),
+        Ask("GET", expect(404, anonymous=LOGIN), args=OTHER_RUN),
+    ],
     "studies/<slug:slug>/judge-runs/<int:pk>/cancel/": [
         Ask("POST", researchers(302)),
         Ask("POST", expect(404, anonymous=LOGIN), args=OTHER_RUN),
@@ -246,6 +264,33 @@ MATRIX = {
         Ask("GET", anyone(405)),
     ],
     "studies/<slug:slug>/final-labels.csv": [Ask("GET", researchers(200))],
+    "studies/<slug:slug>/upload/": [
+        Ask("GET", researchers(200)),
+        Ask("POST", researchers(400), data={"kind": "items"}),  # no file: the form again
+    ],
+    "studies/<slug:slug>/uploads/<int:pk>/": [
+        Ask("GET", researchers(200), args=UPLOAD),
+        Ask("POST", researchers(302), args=UPLOAD),  # done already: confirming does nothing
+        Ask("GET", expect(404, anonymous=LOGIN), args=OTHER_UPLOAD),
+        Ask("POST", expect(404, anonymous=LOGIN), args=OTHER_UPLOAD),
+    ],
+    "studies/<slug:slug>/items/": [
+        Ask("GET", researchers(200)),
+        # A bad filter is a 400 to researchers only: the access check comes first.
+        Ask("GET", researchers(400), query={"min_labels": "many"}),
+    ],
+    "studies/<slug:slug>/items/<path:external_id>/": [Ask("GET", researchers(200))],
+    "studies/<slug:slug>/people/": [
+        Ask("GET", admins(200)),
+        Ask("POST", admins(302), data=INVITE),
+        Ask("POST", admins(400), data={**INVITE, "names": "not a name"}),
+    ],
+    # The world's invitation is used: its link shows no one the study; an unknown one, 404.
+    "invite/<str:token>/": [
+        Ask("GET", expect(410), args=USED_INVITATION),
+        Ask("POST", expect(410), args=USED_INVITATION),
+        Ask("GET", expect(404), args={"token": "no_invitation"}),
+    ],
     "api/studies/": [Ask("GET", anyone(200, anonymous=401)), DESCRIBE],
     "api/studies/<slug:slug>/": [
         Ask("GET", members(200, anonymous=401)),
@@ -477,11 +522,34 @@ def build_world():
     labels = {role: label(study, users[role]) for role in MEMBERS}
     label(other, users["other_annotator"])
     Token.objects.create(user=users["annotator"])
+    uploads = {
+        s: Upload.objects.create(
+            study=s,
+            kind=Upload.Kind.ITEMS,
+            filename=f"items-{s.slug}.jsonl",
+            path=f"/nowhere/{s.slug}.jsonl",
+            state=Upload.State.DONE,
+            summary="3 items imported",
+            created_by=by,
+        )
+        for s, by in ((study, users["researcher"]), (other, users["other_annotator"]))
+    }
+    Invitation.objects.create(
+        study=study,
+        name="newcomer",
+        role=Role.ANNOTATOR,
+        token="used-invitation-token",
+        expires_at=timezone.now() + timedelta(days=7),
+        used_at=timezone.now(),
+        used_by=users["annotator"],
+    )
     values = {
         "slug": study.slug,
         "labelled_item": "q0",
         "run": runs[study].pk,
         "other_run": runs[other].pk,
+        "upload": uploads[study].pk,
+        "other_upload": uploads[other].pk,
         "spare_judge": spare.pk,
         "question_type": "pairwise",
         "study_type": ContentType.objects.get_for_model(Study).pk,
@@ -494,6 +562,8 @@ def build_world():
         "template": study.prompt_templates.get().pk,
         "annotator": users["annotator"].pk,
         "group": Group.objects.create(name="reviewers").pk,
+        "used_invitation": "used-invitation-token",
+        "no_invitation": "no-such-invitation",
         **login_records(),
     }
     return users, values
