@@ -1,5 +1,6 @@
-"""The study settings form: one page for a new study and for editing one, each field checked
-with its message beside it, the routing rules as one field per rule."""
+"""The forms of setting a study up: its settings (one page for a new study and for editing
+one, each field checked with its message beside it, the routing rules one field per rule),
+its questions as JSON, and the people invited to it."""
 
 import json
 
@@ -8,8 +9,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from annotation import queue_rules
-from annotation.models import Study
+from annotation import people, queue_rules
+from annotation.models import Study, StudyMembership
+from annotation.people import PeopleError
 from annotation.rubrics import text_problems
 
 RULE_LABELS = {
@@ -122,3 +124,30 @@ class RubricForm(forms.Form):
         if self.problems:
             raise ValidationError([f"line {p['line']}: {p['message']}" for p in self.problems])
         return json.loads(text)
+
+
+class InviteForm(forms.Form):
+    """People to invite to a study: every name checked, one bad line refuses them all."""
+
+    names = forms.CharField(
+        label="User names or e-mail addresses",
+        help_text="One per line, or separated by commas. An e-mail address of someone without "
+        "an account becomes their user name.",
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": "Paste at least one user name or e-mail address."},
+    )
+    role = forms.ChoiceField(
+        choices=StudyMembership.Role.choices, initial=StudyMembership.Role.ANNOTATOR
+    )
+    days = forms.IntegerField(
+        label="Expires after (days)",
+        min_value=1,
+        max_value=90,
+        initial=people.DEFAULT_EXPIRY_DAYS,
+    )
+
+    def clean_names(self):
+        try:
+            return people.parse_names(self.cleaned_data["names"])
+        except PeopleError as e:
+            raise forms.ValidationError(str(e)) from None

@@ -102,9 +102,9 @@ def import_items(study, path, *, update=False, progress=None):
     `progress`, if given, is called with the bytes read so far (`_read_lines`)."""
     path = Path(path)
     if path.suffix.lower() == ".jsonl":
-        records = _jsonl_records(path, progress)
+        records = jsonl_records(path, progress)
     elif path.suffix.lower() == ".csv":
-        records = _item_csv_records(path, progress)
+        records = item_csv_records(path, progress)
     else:
         raise ImportFailed([f"{path}: expected a .jsonl or .csv file of items"])
 
@@ -122,7 +122,7 @@ def import_items(study, path, *, update=False, progress=None):
                 errors.add(line, str(record), record.field)
                 continue
             try:
-                fields = _clean_item(record, rubric)
+                fields = clean_item(record, rubric)
             except FieldError as e:
                 errors.add(line, str(e), e.field)
                 continue
@@ -212,7 +212,7 @@ def _flush_items_update(items):
     return n
 
 
-def _jsonl_records(path, progress=None):
+def jsonl_records(path, progress=None):
     """Yield (line number, object or FieldError) for each non-blank line of a JSONL file."""
     with open(path, "rb") as f:
         for line, raw in enumerate(_read_lines(f, progress), 1):
@@ -231,9 +231,9 @@ def _jsonl_records(path, progress=None):
             yield line, FieldError(None, NUL_MESSAGE) if _has_nul(record) else record
 
 
-def _item_csv_records(path, progress=None):
+def item_csv_records(path, progress=None):
     """Yield (line number, item object) from the items CSV, shaped like a JSONL item."""
-    for line, row in _csv_rows(
+    for line, row in csv_rows(
         path, required=("external_id", "prompt", "response_a", "response_b"), progress=progress
     ):
         if isinstance(row, FieldError):
@@ -254,7 +254,7 @@ def _item_csv_records(path, progress=None):
         yield line, record
 
 
-def _clean_item(record, rubric):
+def clean_item(record, rubric):
     """Turn one parsed item record into Item fields, or raise FieldError."""
     if not isinstance(record, dict):
         raise FieldError(None, "must be a JSON object")
@@ -366,7 +366,7 @@ def import_labels(study, path, *, update=False, progress=None):
     rubric = rubric_version.parsed
     errors = _Errors(str(path))
     with _StagedRows() as staged:
-        rows = _csv_rows(
+        rows = csv_rows(
             path, required=REQUIRED_LABEL_COLUMNS, allowed=LABEL_COLUMNS, progress=progress
         )
         while batch := list(itertools.islice(rows, BATCH_SIZE)):
@@ -622,7 +622,7 @@ class _StagedRows:
 # CSV reading shared by items and labels ---------------------------------------------------
 
 
-def _csv_rows(path, *, required, allowed=None, progress=None):
+def csv_rows(path, *, required, allowed=None, progress=None):
     """Yield (line number, row dict or FieldError); UTF-8 with or without BOM, any newline.
 
     The line number is where the row starts, so a quoted field spanning lines is reported

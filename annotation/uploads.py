@@ -21,12 +21,12 @@ from annotation.imports import (
     REQUIRED_LABEL_COLUMNS,
     FieldError,
     ImportFailed,
-    _clean_item,
-    _csv_rows,
-    _item_csv_records,
-    _jsonl_records,
+    clean_item,
+    csv_rows,
     import_items,
     import_labels,
+    item_csv_records,
+    jsonl_records,
 )
 from annotation.models import Rater, Upload
 from annotation.rubrics import render_value
@@ -128,7 +128,7 @@ def _rows(study, kind, path):
     one. `read`: whether the reader could read the row (bad JSON or CSV it cannot)."""
     path = Path(path)
     if kind == Upload.Kind.LABELS:
-        rows = _csv_rows(path, required=REQUIRED_LABEL_COLUMNS, allowed=LABEL_COLUMNS)
+        rows = csv_rows(path, required=REQUIRED_LABEL_COLUMNS, allowed=LABEL_COLUMNS)
         for line, row in rows:
             if isinstance(row, FieldError):
                 yield line, None, _problem(row), False
@@ -137,13 +137,13 @@ def _rows(study, kind, path):
             yield line, {**cells, "kind": row.get("kind") or Rater.Kind.HUMAN}, None, True
         return
     rubric = study.rubric_version.parsed
-    records = _jsonl_records(path) if path.suffix.lower() == ".jsonl" else _item_csv_records(path)
+    records = jsonl_records(path) if path.suffix.lower() == ".jsonl" else item_csv_records(path)
     for line, record in records:
         if isinstance(record, FieldError):
             yield line, None, _problem(record), False
             continue
         try:
-            item = _clean_item(record, rubric)
+            item = clean_item(record, rubric)
         except FieldError as e:
             yield line, None, _problem(e), True
             continue

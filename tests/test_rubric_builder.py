@@ -94,7 +94,7 @@ def test_saving_edits_the_unlabelled_version_in_place(alice, study):
     assert response.status_code == 302
     assert study.rubric.versions.count() == 1
     assert study.rubric.definition == edited
-    assert study.changes.get(what="questions").after == "v1"
+    assert study.changes.get(what="questions").after == "edited (no labels)"
 
 
 def test_saving_after_labels_makes_a_new_version_shown_as_a_diff(alice, bob, study):
@@ -117,6 +117,7 @@ def test_saving_after_labels_makes_a_new_version_shown_as_a_diff(alice, bob, stu
     client = signed_in(alice)
     client.post(f"/studies/{study.slug}/rubric/", {"definition": json.dumps(edited)})
     assert [v.number for v in study.rubric.versions.order_by("number")] == [1, 2]
+    assert (study.changes.get(what="questions").before, study.changes.get().after) == ("v1", "v2")
     version.refresh_from_db()
     assert version.definition == PAIRWISE_RUBRIC  # the labelled version is untouched
     page = client.get(f"/studies/{study.slug}/rubric/")

@@ -1,6 +1,5 @@
 """A study's people page, for its admins, and the invitation link, for the people invited."""
 
-from django import forms
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
@@ -10,33 +9,11 @@ from django.views.decorators.http import require_http_methods
 
 from annotation import people
 from annotation.access import get_study_for, has_role
+from annotation.forms import InviteForm
 from annotation.models import Invitation, Study, StudyMembership
 from annotation.people import InvitationClosed, PeopleError
 
 Role = StudyMembership.Role
-
-
-class InviteForm(forms.Form):
-    names = forms.CharField(
-        label="User names or e-mail addresses",
-        help_text="One per line, or separated by commas. An e-mail address of someone without "
-        "an account becomes their user name.",
-        widget=forms.Textarea(attrs={"rows": 5}),
-        error_messages={"required": "Paste at least one user name or e-mail address."},
-    )
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
-    days = forms.IntegerField(
-        label="Expires after (days)",
-        min_value=1,
-        max_value=90,
-        initial=people.DEFAULT_EXPIRY_DAYS,
-    )
-
-    def clean_names(self):
-        try:
-            return people.parse_names(self.cleaned_data["names"])
-        except PeopleError as e:
-            raise forms.ValidationError(str(e)) from None
 
 
 @login_required

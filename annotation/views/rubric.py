@@ -39,8 +39,10 @@ def rubric(request, slug):
     if request.method == "POST" and not study.read_only and form.is_valid():
         before = study.rubric_version
         after = study.rubric.edit(form.cleaned_data["definition"])
-        if after.definition != before.definition or after.pk != before.pk:
+        if after.pk != before.pk:
             study.record(request.user, "questions", f"v{before.number}", f"v{after.number}")
+        elif after.definition != before.definition:
+            study.record(request.user, "questions", f"v{before.number}", "edited (no labels)")
         return redirect("annotation:rubric", slug=slug)
     source = form.data.get("definition", text) if form.is_bound else text
     return render(

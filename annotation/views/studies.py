@@ -80,7 +80,7 @@ def study(request, slug):
             ],
             "join_url": f"{request.scheme}://{request.get_host()}{study.join_path()}",
             "administers": has_role(study, request.user, StudyMembership.Role.ADMIN),
-            "next_statuses": sorted(Study.NEXT_STATUSES[study.status]),
+            "next_statuses": [s for s in Study.Status if s in Study.NEXT_STATUSES[study.status]],
             "changes": study.changes.select_related("user").order_by("-at")[:CHANGES_SHOWN],
             "idle_reason": study_idle_reason(study),
         },
