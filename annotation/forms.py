@@ -1,6 +1,6 @@
 """The forms of setting a study up: its settings (one page for a new study and for editing
 one, each field checked with its message beside it, the routing rules one field per rule),
-its questions as JSON, and the people invited to it."""
+its questions as JSON, the people invited to it, and the files uploaded to it."""
 
 import json
 
@@ -10,7 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from annotation import people, queue_rules
-from annotation.models import Study, StudyMembership
+from annotation.models import Study, StudyMembership, Upload
 from annotation.people import PeopleError
 from annotation.rubrics import text_problems
 
@@ -151,3 +151,18 @@ class InviteForm(forms.Form):
             return people.parse_names(self.cleaned_data["names"])
         except PeopleError as e:
             raise forms.ValidationError(str(e)) from None
+
+
+class UploadForm(forms.Form):
+    """An items or labels file to upload, and whether it replaces what has the same ids."""
+
+    kind = forms.ChoiceField(
+        choices=Upload.Kind.choices, initial=Upload.Kind.ITEMS, widget=forms.RadioSelect
+    )
+    file = forms.FileField(help_text="Items: .jsonl or .csv. Labels: the long .csv. UTF-8.")
+    update = forms.BooleanField(
+        required=False,
+        label="Update existing",
+        help_text="Replace items with the same external_id, and labels a rater gave before "
+        "(the old ones stay as history); without it, those are errors.",
+    )

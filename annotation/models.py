@@ -63,10 +63,6 @@ class StudyQuerySet(models.QuerySet):
             new_rubric = Rubric.objects.create(name=parsed.name, definition=rubric)
             return self.create(slug=slug, name=name or parsed.name, rubric=new_rubric, **fields)
 
-    def active(self):
-        """Studies not archived: the ones the studies home lists first."""
-        return self.filter(archived_at=None)
-
 
 class StudyStatusError(Exception):
     """A change of a study's status that its lifecycle does not allow; the message says why."""

@@ -61,6 +61,8 @@ def receive(study, user, kind, uploaded, *, update=False):
     needs, not UTF-8 text, or holds no row the import's reader can read: an import that could
     only fail is not offered.
     """
+    if study.read_only:
+        raise Unreadable("the study is closed: it takes no more items or labels")
     name = Path(uploaded.name).name[:255]
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES[kind]:

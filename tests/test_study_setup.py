@@ -1,16 +1,20 @@
 """Setting a study up in the browser's pages: new study, settings with their audit log,
 clone, archive, the lifecycle's guard rails, and the done page's return link."""
 
+import io
 import uuid
 
 import pytest
 from conftest import make_study, make_user
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.test import Client
 
 from annotation.assignment import next_item, submit
 from annotation.models import Item, Rubric, Study, StudyChange, StudyMembership
+from calibration.reports import build_report
 
 pytestmark = pytest.mark.django_db
 
@@ -227,3 +231,34 @@ def test_a_rubric_without_questions_is_refused_by_the_model(db):
     with pytest.raises(ValueError, match="non-empty list"):
         Rubric.objects.create(name="empty", definition={"name": "empty", "questions": []})
     assert not Rubric.objects.exists()
+
+
+def test_a_closed_study_takes_no_upload(alice, study):
+    add_item(study)
+    study.change_status("open", alice)
+    study.change_status("closed", alice)
+    items = b'{"external_id": "i9", "prompt": "p", "responses": [{"text": "a"}, {"text": "b"}]}\n'
+    response = signed_in(alice).post(
+        f"/studies/{study.slug}/upload/",
+        {"kind": "items", "file": SimpleUploadedFile("items.jsonl", items)},
+    )
+    assert response.status_code == 400 and b"the study is closed" in response.content
+    assert not study.uploads.exists()
+
+
+def test_the_home_page_shows_the_agreement_of_the_built_report(alice, study, write):
+    for n in (1, 2):
+        add_item(study, n)
+    rows = "".join(
+        f"i{n},h{h},human,pref,{'A' if h < 3 or n == 1 else 'B'},AB,,\n"
+        for n in (1, 2)
+        for h in (1, 2, 3)
+    )
+    header = "item,rater,kind,question,value,order,confidence,rationale\n"
+    call_command("import_labels", study.slug, write("l.csv", header + rows), stdout=io.StringIO())
+    client = signed_in(alice)
+    assert client.get("/").context["active"][0]["agreement"] is None  # not built yet
+    alpha = build_report(study)["report"]["questions"][0]["humans"]["krippendorff_alpha"]
+    row = client.get("/").context["active"][0]
+    assert row["agreement"] == alpha
+    assert f"\u03b1 {alpha:.2f}" in client.get("/").content.decode()  # alpha

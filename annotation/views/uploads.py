@@ -1,7 +1,6 @@
 """Uploading items and labels in the browser: the form, then each upload's own page (its
 preview until confirmed, then its progress, errors and summary)."""
 
-from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,20 +9,8 @@ from django.views.decorators.http import require_http_methods
 
 from annotation import uploads
 from annotation.access import get_study_for
+from annotation.forms import UploadForm
 from annotation.models import StudyMembership, Upload
-
-
-class UploadForm(forms.Form):
-    kind = forms.ChoiceField(
-        choices=Upload.Kind.choices, initial=Upload.Kind.ITEMS, widget=forms.RadioSelect
-    )
-    file = forms.FileField(help_text="Items: .jsonl or .csv. Labels: the long .csv. UTF-8.")
-    update = forms.BooleanField(
-        required=False,
-        label="Update existing",
-        help_text="Replace items with the same external_id, and labels a rater gave before "
-        "(the old ones stay as history); without it, those are errors.",
-    )
 
 
 @login_required
