@@ -208,6 +208,15 @@ QUEUE_STATES = {
 }
 
 
+def open_queue_size(study):
+    """Routed items that no decision has settled since their routing, held by an expert or
+    not (queue_summary's waiting and reserved together), in one query: the studies home."""
+    settled = Adjudication.objects.filter(
+        item=OuterRef("pk"), decided_at__gte=OuterRef("routed_at")
+    )
+    return study.items.filter(routed_at__isnull=False).exclude(Exists(settled)).count()
+
+
 def queue_summary(study):
     """The study page's expert queue, as JSON: items by state, by reason and state (a reason
     is `rule:question`, or who sent the item by hand), decisions per day, and per expert the

@@ -26,7 +26,8 @@ from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 
 from annotation.consumers import announce_progress
-from annotation.models import Annotation, Item, Rater, StudyMembership
+from annotation.models import Annotation, Item, Rater, Study, StudyMembership
+from annotation.rubrics import render_value
 from annotation.signals import labels_settled
 from annotation.spreadsheet import unescape_cell
 
@@ -110,13 +111,16 @@ def import_items(study, path, *, update=False, progress=None):
 
     rubric = study.rubric_version.parsed
     errors = _Errors(str(path))
-    existing = dict(study.items.values_list("external_id", "id"))
-    position = study.items.order_by("-position").values_list("position", flat=True).first() or 0
     seen = {}
     result = ImportResult()
     to_create, to_update = [], []
 
     with transaction.atomic():
+        # One import of a study's items at a time (uploads run in parallel workers): the
+        # next positions and the ids already there are read under the study's lock.
+        list(Study.objects.select_for_update().filter(pk=study.pk).values_list("pk"))
+        existing = dict(study.items.values_list("external_id", "id"))
+        position = study.items.order_by("-position").values_list("position", flat=True).first() or 0
         for line, record in records:
             if isinstance(record, FieldError):
                 errors.add(line, str(record), record.field)
@@ -320,6 +324,35 @@ def clean_item(record, rubric):
         "is_gold": bool(gold_answers),
         "gold_answers": gold_answers,
     }
+
+
+def item_problems(study, rubric, limit=10):
+    """The study's items that `rubric` would refuse, as the items import checks each one
+    (responses, checklist, reference, gold answers): "ID: field: message", the first `limit`.
+    A change of questions that strands items or their gold answers is refused with them."""
+    problems = []
+    rows = study.items.order_by("position").values_list(
+        "external_id", "prompt", "responses", "reference", "checklist", "metadata", "gold_answers"
+    )
+    for external_id, prompt, responses, reference, checklist, metadata, gold in rows.iterator(
+        chunk_size=2000
+    ):
+        record = {
+            "external_id": external_id,
+            "prompt": prompt,
+            "responses": responses,
+            "reference": reference,
+            "checklist": checklist,
+            "metadata": metadata,
+            "gold": {cell: render_value(value) for cell, value in gold.items()},
+        }
+        try:
+            clean_item(record, rubric)
+        except FieldError as e:
+            problems.append(f"item {external_id}: {e.field}: {e}")
+            if len(problems) == limit:
+                break
+    return problems
 
 
 def _clean_responses(responses):

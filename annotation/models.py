@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from annotation import queue_rules
-from annotation.rubrics import RubricError, parse_rubric
+from annotation.rubrics import parse_rubric
 
 
 def _new_token():
@@ -149,6 +149,7 @@ class Study(models.Model):
         "worker_id_param",
         "routing_rules",
     )
+    NOT_CLONED = ("name", "completion_code", "return_url")
     NEXT_STATUSES = {
         Status.DRAFT: {Status.OPEN},
         Status.OPEN: {Status.PAUSED, Status.CLOSED},
@@ -266,26 +267,26 @@ class Study(models.Model):
 
     def clone(self, user):
         """A new draft study with this one's settings and a copy of its questions (no items,
-        labels or people but the user, its admin; a new join token and completion code)."""
-        base = slug = f"{self.slug[:55]}-copy"
-        for n in itertools.count(2):
-            if not Study.objects.filter(slug=slug).exists():
-                break
-            slug = f"{base}-{n}"
-        with transaction.atomic():
-            copy = Study.objects.create(
-                slug=slug,
-                rubric=self.rubric.copy(),
-                **{
-                    name: getattr(self, name)
-                    for name in self.SETTINGS
-                    if name not in ("name", "completion_code")
-                },
-                name=f"{self.name} (copy)",
-            )
-            StudyMembership.objects.create(study=copy, user=user, role=StudyMembership.Role.ADMIN)
-            copy.record(user, "created", "", f"a copy of {self.slug}")
-        return copy
+        labels or people but the user, its admin; a new join token and completion code, and
+        no return URL, which carries the old code)."""
+        base = f"{self.slug[:55]}-copy"
+        copied = {n: getattr(self, n) for n in self.SETTINGS if n not in self.NOT_CLONED}
+        for n in itertools.count(1):
+            slug = base if n == 1 else f"{base}-{n}"
+            if Study.objects.filter(slug=slug).exists():
+                continue
+            try:
+                with transaction.atomic():
+                    copy = Study.objects.create(
+                        slug=slug, rubric=self.rubric.copy(), name=f"{self.name} (copy)", **copied
+                    )
+                    StudyMembership.objects.create(
+                        study=copy, user=user, role=StudyMembership.Role.ADMIN
+                    )
+                    copy.record(user, "created", "", f"a copy of {self.slug}")
+                return copy
+            except IntegrityError:
+                continue  # another clone took the slug at this instant
 
     def change_status(self, status, user):
         """Move the study along its lifecycle, draft → open ⇄ paused → closed, and log it.
@@ -367,13 +368,6 @@ class Rubric(models.Model):
             self.revise(definition)
         del self._first_definition
 
-    def clean(self):
-        if self._state.adding:
-            try:
-                parse_rubric(self.definition)
-            except RubricError as e:
-                raise ValidationError({"definition": str(e)}) from None
-
     @property
     def definition(self):
         """The latest version's definition (or the one a new rubric will be created with)."""
@@ -388,16 +382,24 @@ class Rubric(models.Model):
 
     def edit(self, definition):
         """The version that holds `definition` after an edit: the latest one changed in place
-        while no label was written against it, else a new version (labelled ones stay)."""
-        latest = self.versions.order_by("-number").first()
-        if latest.definition == definition:
+        while nothing may have used it (no label and no reservation against it, every study
+        on the rubric still a draft), else a new version, so that what anyone was shown or
+        answered keeps its questions."""
+        with transaction.atomic():
+            latest = self.versions.select_for_update().order_by("-number").first()
+            if latest.definition == definition:
+                return latest
+            used = (
+                latest.annotations.exists()
+                or Reservation.objects.filter(rubric_version=latest).exists()
+                or self.studies.exclude(status=Study.Status.DRAFT).exists()
+            )
+            if used:
+                return self.revise(definition)
+            latest.definition = definition
+            latest.__dict__.pop("parsed", None)
+            latest.save()
             return latest
-        if latest.annotations.exists():
-            return self.revise(definition)
-        latest.definition = definition
-        latest.__dict__.pop("parsed", None)
-        latest.save()
-        return latest
 
     def copy(self):
         """A new rubric with this one's latest questions, for a cloned study: editing one

@@ -280,9 +280,10 @@ def text_problems(text):
     found = []
     for path, message in rubric_problems(data):
         known = path
-        while known and known not in lines:  # a missing field: the object that lacks it
-            known = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", known)
-        found.append({"line": lines.get(known, 1), "path": path, "message": message})
+        while known not in lines:  # a missing field: the object that lacks it
+            shorter = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", known)
+            known = "" if shorter == known else shorter  # "": the whole text, line 1
+        found.append({"line": lines[known], "path": path, "message": message})
     return found
 
 

@@ -193,6 +193,8 @@ def confirm(upload):
     the same page in two tabs, finds it queued already and sends nothing."""
     from annotation.tasks import import_upload  # the task module imports this one
 
+    if upload.study.read_only:
+        return False
     queued = Upload.objects.filter(pk=upload.pk, state=Upload.State.AWAITING).update(
         state=Upload.State.QUEUED
     )
@@ -226,6 +228,10 @@ def run(upload_id):
     if not claimed:
         return
     upload = Upload.objects.select_related("study", "created_by").get(pk=upload_id)
+    if upload.study.read_only:
+        _finish(upload, Upload.State.FAILED, errors=["the study was closed: nothing imported"])
+        Path(upload.path).unlink(missing_ok=True)
+        return
     importer = import_items if upload.kind == Upload.Kind.ITEMS else import_labels
     try:
         with _Progress(upload) as progress:

@@ -6,6 +6,7 @@ answers into one JSON-ready dict. Reports are cached until the study's labels ch
 """
 
 import hashlib
+import json
 
 import pandas as pd
 from django.conf import settings
@@ -78,9 +79,12 @@ def fingerprint(study):
     stats = Annotation.objects.of_study(study).aggregate(n=Count("id"), last=Max("id"))
     created = study.created_at.timestamp()
     families = hashlib.sha256(repr(sorted(rater_families(study).items())).encode())
+    # The questions analysed are the latest version's: an edit in place changes the report.
+    version = study.rubric_version
+    questions = hashlib.sha256(json.dumps(version.definition, sort_keys=True).encode())
     return (
         f"{study.pk}:{created}:{study.rubric_id}:{stats['n']}:{stats['last']}:{study.items.count()}"
-        f":{families.hexdigest()[:16]}"
+        f":{families.hexdigest()[:16]}:{version.pk}:{questions.hexdigest()[:16]}"
     )
 
 

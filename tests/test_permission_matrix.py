@@ -206,7 +206,11 @@ MATRIX = {
         Ask("GET", expect(404, anonymous=LOGIN, **dict.fromkeys((*RESEARCHERS, *STAFF), 200)))
     ],
     "studies/markdown-preview/": [
-        Ask("POST", anyone(200), data={"text": "*hi*"}),
+        Ask(
+            "POST",
+            expect(404, anonymous=LOGIN, **dict.fromkeys((*RESEARCHERS, *STAFF), 200)),
+            data={"text": "*hi*"},
+        ),
         Ask("GET", anyone(405)),
     ],
     "studies/<slug:slug>/settings/": [Ask("GET", admins(200))],

@@ -211,3 +211,45 @@ def test_the_report_splits_by_rubric_version(alice, study, tmp_path):
     assert json.loads(out.read_text())["questions"][0]["humans"]["n_labels"] == 2
     with pytest.raises(CommandError, match="no rubric version 7; it has 1, 2"):
         call_command("report", study.slug, "--rubric-version", "7")
+
+
+@pytest.mark.parametrize("missing", ["name", "questions"])
+def test_a_missing_top_level_field_is_on_line_1(missing):
+    data = {"name": "x", "questions": [{"key": "q", "type": "text"}]}
+    del data[missing]
+    (problem,) = text_problems(json.dumps(data, indent=2))
+    assert problem["line"] == 1 and problem["path"] == missing
+
+
+def test_an_open_studys_questions_change_in_a_new_version_even_without_labels(alice, study):
+    study.items.create(
+        external_id="i1",
+        position=1,
+        prompt="p",
+        responses=[{"key": "A", "text": "a"}, {"key": "B", "text": "b"}],
+    )
+    study.change_status("open", alice)
+    edited = {**PAIRWISE_RUBRIC, "name": "Edited"}
+    signed_in(alice).post(f"/studies/{study.slug}/rubric/", {"definition": json.dumps(edited)})
+    assert [v.definition["name"] for v in study.rubric.versions.order_by("number")] == [
+        "Pairwise",
+        "Edited",
+    ]
+
+
+def test_an_edit_that_strands_the_items_gold_answers_is_refused(alice, study):
+    study.items.create(
+        external_id="g1",
+        position=1,
+        prompt="p",
+        responses=[{"key": "A", "text": "a"}, {"key": "B", "text": "b"}],
+        is_gold=True,
+        gold_answers={"pref": "A"},
+    )
+    likert = {"name": "L", "questions": [{"key": "score", "type": "likert", "scale": 5}]}
+    response = signed_in(alice).post(
+        f"/studies/{study.slug}/rubric/", {"definition": json.dumps(likert)}
+    )
+    assert response.status_code == 400
+    assert "items would not fit: item g1: gold:" in response.content.decode()
+    assert study.rubric.definition == PAIRWISE_RUBRIC

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from annotation.assignment import next_item, submit
+from annotation.forms import StudyForm, settings_of
 from annotation.models import Item, Rubric, Study, StudyChange, StudyMembership
 from calibration.reports import build_report
 
@@ -159,7 +160,7 @@ def test_it_archives_and_lists_archived_studies_apart(alice, study):
 def test_the_home_page_shows_progress_and_queue_to_researchers_only(alice, bob, study):
     add_item(study)
     row = signed_in(alice).get("/").context["active"][0]
-    assert row["progress"]["items"] == 1 and row["queue_waiting"] == 0
+    assert row["progress"]["items"] == 1 and row["queue_open"] == 0
     assert "progress" not in signed_in(bob).get("/").context["active"][0]
 
 
@@ -262,3 +263,30 @@ def test_the_home_page_shows_the_agreement_of_the_built_report(alice, study, wri
     row = client.get("/").context["active"][0]
     assert row["agreement"] == alpha
     assert f"\u03b1 {alpha:.2f}" in client.get("/").content.decode()  # alpha
+
+
+def test_saving_settings_keeps_a_status_changed_meanwhile(alice, study):
+    add_item(study)
+    stale = Study.objects.get(pk=study.pk)  # the settings page's copy, read before the close
+    study.change_status("open", alice)
+    study.change_status("closed", alice)
+    form = StudyForm({**SETTINGS, "overlap": "4"}, instance=stale)
+    before = settings_of(stale)
+    assert form.is_valid(), form.errors
+    stale.save(update_fields=[*Study.SETTINGS])
+    assert form.changes(before)
+    study.refresh_from_db()
+    assert study.status == Study.Status.CLOSED and study.overlap == 4
+
+
+def test_a_clone_has_no_return_url(alice, study):
+    study.return_url = "https://app.prolific.com/submissions/complete?cc=OLD"
+    study.save()
+    signed_in(alice).post(f"/studies/{study.slug}/clone/")
+    assert Study.objects.get(slug="s1-copy").return_url == ""
+
+
+def test_the_preview_is_for_those_who_set_studies_up_and_capped(alice, bob):
+    assert signed_in(bob).post("/studies/markdown-preview/", {"text": "x"}).status_code == 404
+    too_long = signed_in(alice).post("/studies/markdown-preview/", {"text": "x" * 100_001})
+    assert too_long.status_code == 400

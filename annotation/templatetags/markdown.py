@@ -31,6 +31,11 @@ def render_markdown(text):
     return mark_safe(_html(text or ""))  # nh3 has removed anything unsafe
 
 
+def render_uncached(text):
+    """The same rendering, kept nowhere: for a preview typed by one person, not an item."""
+    return mark_safe(nh3.clean(_converter().reset().convert(text)))  # nh3 made it safe
+
+
 @functools.lru_cache(maxsize=512)
 def _html(text):
     """Rendering takes milliseconds and every item is shown to several annotators, so the

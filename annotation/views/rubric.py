@@ -5,6 +5,7 @@ import difflib
 import json
 
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -13,9 +14,10 @@ from django.views.decorators.http import require_POST
 
 from annotation.access import get_study_for
 from annotation.forms import RubricForm
+from annotation.imports import item_problems
 from annotation.labelling import LabellingPage
 from annotation.models import Item, RubricVersion, StudyMembership
-from annotation.rubrics import text_problems
+from annotation.rubrics import parse_rubric, text_problems
 
 SAMPLE_ITEM = {
     "external_id": "preview",
@@ -37,13 +39,15 @@ def rubric(request, slug):
     text = json.dumps(study.rubric.definition, indent=2, ensure_ascii=False)
     form = RubricForm(request.POST or None, initial={"definition": text})
     if request.method == "POST" and not study.read_only and form.is_valid():
-        before = study.rubric_version
-        after = study.rubric.edit(form.cleaned_data["definition"])
-        if after.pk != before.pk:
-            study.record(request.user, "questions", f"v{before.number}", f"v{after.number}")
-        elif after.definition != before.definition:
-            study.record(request.user, "questions", f"v{before.number}", "edited (no labels)")
-        return redirect("annotation:rubric", slug=slug)
+        definition = form.cleaned_data["definition"]
+        stranded = item_problems(study, parse_rubric(definition))
+        if stranded:
+            form.add_error(
+                "definition", [f"the study's items would not fit: {p}" for p in stranded]
+            )
+        else:
+            _save(study, request.user, definition)
+            return redirect("annotation:rubric", slug=slug)
     source = form.data.get("definition", text) if form.is_bound else text
     return render(
         request,
@@ -58,6 +62,17 @@ def rubric(request, slug):
         },
         status=400 if form.is_bound else 200,
     )
+
+
+def _save(study, user, definition):
+    """Edit the study's questions and log it, in one transaction."""
+    before = study.rubric_version
+    with transaction.atomic():
+        after = study.rubric.edit(definition)
+        if after.pk != before.pk:
+            study.record(user, "questions", f"v{before.number}", f"v{after.number}")
+        elif after.definition != before.definition:
+            study.record(user, "questions", f"v{before.number}", "edited (no labels)")
 
 
 @login_required

@@ -14,10 +14,11 @@ from annotation.forms import StudyForm, settings_of
 from annotation.models import Rubric, Study, StudyMembership, StudyStatusError
 from annotation.people import study_idle_reason
 from annotation.rubrics import STARTERS
-from annotation.templatetags.markdown import render_markdown
+from annotation.templatetags.markdown import render_uncached
 from calibration.reports import cached_report
 
 CHANGES_SHOWN = 50
+MAX_PREVIEW_CHARS = 100_000
 
 
 @login_required
@@ -47,7 +48,7 @@ def _home_row(study, user):
     }
     if row["manages"]:
         row["progress"] = study.progress()
-        row["queue_waiting"] = adjudication.queue_summary(study)["states"]["waiting"]
+        row["queue_open"] = adjudication.open_queue_size(study)
         row["agreement"] = _agreement_so_far(study)
     return row
 
@@ -123,7 +124,8 @@ def study_settings(request, slug):
     form = StudyForm(data, instance=study)
     if data is not None and form.is_valid():
         with transaction.atomic():
-            form.save()
+            # Only the settings: a status, join token or archive changed meanwhile stays.
+            form.instance.save(update_fields=[*Study.SETTINGS])
             for name, old, new in form.changes(before):
                 study.record(request.user, name, old, new)
         return redirect("annotation:study", slug=slug)
@@ -177,5 +179,13 @@ def change_status(request, slug):
 @login_required
 @require_POST
 def markdown_preview(request):
-    """Instructions as annotators will see them: the same Markdown rendering and sanitising."""
-    return HttpResponse(render_markdown(request.POST.get("text", "")))
+    """Instructions as annotators will see them: the same Markdown rendering and sanitising,
+    for those who set studies up; not cached, since it is one person's draft."""
+    if not can_create_studies(request.user):
+        raise Http404("No such page")
+    text = request.POST.get("text", "")
+    if len(text) > MAX_PREVIEW_CHARS:
+        return HttpResponse(
+            f"Too long to preview (over {MAX_PREVIEW_CHARS:,} characters).", status=400
+        )
+    return HttpResponse(render_uncached(text))
