@@ -51,7 +51,8 @@ class StudyForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["overlap"].validators.append(MinValueValidator(1))
-        for name in ("gold_rate", "qualification_accuracy", "gold_pause_below"):
+        shares = ("gold_rate", "qualification_accuracy", "gold_pause_below")
+        for name in (*shares, "speeder_share", "straight_line_share"):
             self.fields[name].validators += [MinValueValidator(0), MaxValueValidator(1)]
         if self.instance.pk:
             del self.fields["slug"]

@@ -111,6 +111,16 @@ class Study(models.Model):
         default=0.0,
         help_text="Pause an annotator whose gold accuracy falls below this (0: never).",
     )
+    speeder_share = models.FloatField(
+        default=0.3,
+        help_text="Flag an annotator whose median time per item is under this share of the "
+        "study's median (0: never).",
+    )
+    straight_line_share = models.FloatField(
+        default=0.9,
+        help_text="Flag an annotator who gives the same answer this share of the time or more "
+        "(1: only always).",
+    )
     routing_rules = models.JSONField(
         default=queue_rules.default_rules,
         blank=True,
@@ -144,6 +154,8 @@ class Study(models.Model):
         "qualification_gold_items",
         "qualification_accuracy",
         "gold_pause_below",
+        "speeder_share",
+        "straight_line_share",
         "completion_code",
         "return_url",
         "worker_id_param",

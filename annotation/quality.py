@@ -13,9 +13,7 @@ from django.utils import timezone
 from annotation.models import Annotation, Skip, StudyMembership
 
 MIN_GOLD_FOR_PAUSE = 5  # gold answers seen before an accuracy threshold can pause anyone
-SPEEDER_SHARE = 0.3  # a median time under this share of the study's median is speeding
-MIN_LABELS_FOR_FLAGS = 10
-STRAIGHT_LINE_SHARE = 0.9  # the same answer this often or more is straight-lining
+MIN_LABELS_FOR_FLAGS = 10  # the speeder and straight-lining thresholds are the study's
 
 
 def gold_correct(annotation, gold_answers):
@@ -144,11 +142,11 @@ def annotator_summaries(study):
                     median is not None
                     and study_median
                     and len(times) >= MIN_LABELS_FOR_FLAGS
-                    and median < SPEEDER_SHARE * study_median
+                    and median < study.speeder_share * study_median
                 ),
                 straight_liner=bool(
                     len(answers) >= MIN_LABELS_FOR_FLAGS
-                    and top[0][1] / len(answers) >= STRAIGHT_LINE_SHARE
+                    and top[0][1] / len(answers) >= study.straight_line_share
                 ),
                 paused_reason=paused.get(user_id, ""),
             )

@@ -138,6 +138,16 @@ def test_it_flags_speeders_and_straight_liners(gold_study):
     assert summaries["flash"].speeder and summaries["flash"].straight_liner
     assert not summaries["carol"].speeder and not summaries["carol"].straight_liner
     assert summaries["carol"].median_seconds == 30
+    # The thresholds are the study's: off for speed, always-the-same only for answers.
+    gold_study.speeder_share = 0
+    gold_study.straight_line_share = 1
+    gold_study.save()
+    (flash,) = [s for s in quality.annotator_summaries(gold_study) if s.name == "flash"]
+    assert not flash.speeder and flash.straight_liner
+    gold_study.straight_line_share = 0.5
+    gold_study.save()
+    (carol,) = [s for s in quality.annotator_summaries(gold_study) if s.name == "carol"]
+    assert carol.straight_liner  # "A" half the time
 
 
 def test_it_flags_an_annotator_who_always_picks_the_first_response_shown(gold_study):

@@ -31,6 +31,8 @@ SETTINGS = {
     "qualification_gold_items": "0",
     "qualification_accuracy": "0.8",
     "gold_pause_below": "0",
+    "speeder_share": "0.3",
+    "straight_line_share": "0.9",
     "completion_code": "C0DE42",
     "return_url": "https://app.prolific.com/submissions/complete?cc=C0DE42",
     "worker_id_param": "PROLIFIC_PID",
