@@ -59,13 +59,56 @@ def question_agreement(labels, question, options=Options(), reference=None):
     }
 
 
+def group_agreement(labels, groups, options=Options()):
+    """The breakdown's figures for each group of items, (name, item ids) in order: what
+    `question_agreement` of the group's labels gives as the humans' `n_items` and
+    `krippendorff_alpha` and each judge's `accuracy_vs_majority` (judges with labels in the
+    group only); a group without labels is left out. An item's majority and a judge's verdict
+    are the item's own, so they are found once for all the items, not once per group."""
+    labelled = pd.Index(labels["item"].unique())
+    labels = _prepared(labels, options)
+    humans = labels[labels["kind"] == HUMAN]
+    majority = majorities(humans)
+    judges = [
+        (name, pd.Index(rows["item"].unique()), judge_verdicts(rows))
+        for name, rows in sorted(labels[labels["kind"] == LLM].groupby("rater"), key=lambda g: g[0])
+    ]
+    out = []
+    for name, items in groups:
+        if not labelled.isin(items).any():
+            continue
+        group_humans = humans[humans["item"].isin(items)]
+        group_majority = majority[majority.index.isin(items)]
+        accuracy = {}
+        for judge, judged_items, verdicts in judges:
+            if not judged_items.isin(items).any():
+                continue
+            mine = verdicts[verdicts.index.isin(items)]
+            with_majority = group_majority.loc[mine.index.intersection(group_majority.index)]
+            with_majority = with_majority.dropna()
+            accuracy[judge] = _mean(mine.loc[with_majority.index] == with_majority)
+        alpha = metrics.krippendorff_alpha(group_humans, level=options.level)
+        out.append(
+            (
+                name,
+                {
+                    "n_items": int(group_humans["item"].nunique()),
+                    "krippendorff_alpha": _number(alpha),
+                    "judges": accuracy,
+                },
+            )
+        )
+    return out
+
+
 def human_agreement(humans, options=Options()):
     """Human-human agreement, overall and per pair of annotators."""
     _refuse_duplicates(humans[["item", "rater"]], "a human rater")
     raters = sorted(humans["rater"].unique())
     pairwise = []
+    wide = humans.pivot(index="item", columns="rater", values="value")  # once, not per pair
     for a, b in itertools.combinations(raters, 2):
-        first, second = metrics.paired_labels(humans, a, b)
+        first, second = _pair(wide, a, b)
         both = first.notna() & second.notna()
         pairwise.append(
             {
@@ -101,10 +144,7 @@ def judge_agreement(judge, humans, name, options=Options(), reference=None):
     """One judge against the human majority (or `reference`, values by item, in its place:
     the `*_vs_majority` figures then compare with it) and against each human label."""
     verdicts = judge_verdicts(judge)
-    if reference is None:
-        majority = humans.groupby("item")["value"].agg(unique_majority)
-    else:
-        majority = reference
+    majority = majorities(humans) if reference is None else reference
     judged = verdicts.index.intersection(majority.index)
     with_majority = majority.loc[judged].dropna()
     judge_vs_majority = verdicts.loc[with_majority.index]
@@ -153,11 +193,9 @@ def _confusion(majority, verdicts):
 def judge_verdicts(judge):
     """A judge's one verdict per item: both orders combined as MT-Bench does."""
     _refuse_duplicates(judge[["item", "order"]], f"judge {judge['rater'].iloc[0]!r}")
-
-    def combine(values):
-        return values.iloc[0] if values.nunique() == 1 else TIE
-
-    return judge.groupby("item")["value"].agg(combine)
+    by_item = judge.groupby("item")["value"]
+    first, distinct = by_item.first(), by_item.nunique()
+    return first.where(distinct == 1, TIE)
 
 
 def position_bias(rater_labels):
@@ -235,6 +273,18 @@ def unique_majority(values):
     return counts.index[0]
 
 
+def majorities(labels):
+    """Each item's `unique_majority` of its labels' values, by item (sorted), None where two
+    values share the top count (missing, as `agg(unique_majority)` gives it): one grouping
+    for the whole table, not one per item."""
+    counts = labels.groupby(["item", "value"], sort=False).size().rename("n").reset_index()
+    top = counts["n"] == counts.groupby("item")["n"].transform("max")
+    best = counts[top]
+    alone = best.groupby("item")["value"].transform("size") == 1
+    items = pd.Index(labels["item"].unique()).sort_values()
+    return best.loc[alone, ["item", "value"]].set_index("item")["value"].reindex(items)
+
+
 def _kappa(a, b, options):
     return metrics.cohen_kappa(a, b, weights=options.weights)
 
@@ -247,6 +297,13 @@ def _ci(metric, *args, **kwargs):
         metric, *data, resamples=options.bootstrap, seed=options.seed, **kwargs
     )
     return [_number(low), _number(high)]
+
+
+def _pair(wide, a, b):
+    """Two raters' columns of the item-by-rater table, on the items either labelled: what
+    `metrics.paired_labels` gives for them."""
+    either = wide[a].notna() | wide[b].notna()
+    return wide.loc[either, a].rename(a), wide.loc[either, b].rename(b)
 
 
 def _align(a, b):

@@ -24,9 +24,10 @@ from calibration.agreement import (
     TIE,
     Options,
     first_slot,
+    group_agreement,
     judge_verdicts,
+    majorities,
     question_agreement,
-    unique_majority,
 )
 
 LABEL_TABLE_COLUMNS = ["item", "rater", "kind", "question", "value", "order", "confidence"]
@@ -233,10 +234,8 @@ def _question_report(cell, question, rows, items, options, families, reference=N
                 judge_rows, humans, scale=question.scale if question.type == "likert" else None
             )
         if judge_rows["confidence"].notna().any():
-            if reference is None:
-                majority = humans.groupby("item")["value"].agg(unique_majority).dropna()
-            else:
-                majority = reference.dropna()
+            majority = majorities(humans) if reference is None else reference
+            majority = majority.dropna()
             judge["confidence"] = biases.confidence_agreement(judge_rows, majority)
         else:
             judge["confidence"] = None
@@ -252,21 +251,10 @@ def _breakdown(rows, items, options):
         values = items[column].dropna()
         if not 1 < values.nunique() <= BREAKDOWN_MAX_VALUES:
             continue
-        groups = []
-        for value, group_items in values.groupby(values).groups.items():
-            subset = rows[rows["item"].isin(group_items)]
-            if subset.empty:
-                continue
-            result = question_agreement(subset, None, unscored)
-            groups.append(
-                {
-                    "value": str(value),
-                    "n_items": result["humans"]["n_items"],
-                    "krippendorff_alpha": result["humans"]["krippendorff_alpha"],
-                    "judges": {j["rater"]: j["accuracy_vs_majority"] for j in result["judges"]},
-                }
-            )
-        out[column.removeprefix("metadata.")] = groups
+        groups = [(str(v), group) for v, group in values.groupby(values).groups.items()]
+        out[column.removeprefix("metadata.")] = [
+            {"value": value, **result} for value, result in group_agreement(rows, groups, unscored)
+        ]
     return out
 
 
