@@ -12,6 +12,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max
+from django.utils import timezone
 
 from annotation.exports import label_rows
 from annotation.final_labels import final_labels
@@ -124,9 +125,16 @@ def build_report(
     )
     if rubric_version is not None:
         report["rubric_version"] = rubric_version.number
-    entry = {"report": report, "plots": plots_for(report)}
+    entry = {"report": report, "plots": plots_for(report), "built_at": timezone.now()}
     cache.set(key, entry, timeout=None)
+    cache.set(_latest_key(study, bootstrap, seed, reference, rubric_version), entry, timeout=None)
     return entry
+
+
+def latest_report(study, *, bootstrap=1000, seed=0, rubric_version=None):
+    """The last report built of the study, whether or not labels changed since: the page
+    shows it, with its age, while a worker builds the next one."""
+    return cache.get(_latest_key(study, bootstrap, seed, rubric_version=rubric_version))
 
 
 def building_key(study, rubric_version=None):
@@ -153,6 +161,12 @@ def plots_for(report):
     if report["rankings"] and report["rankings"]["humans"]:
         out["rankings"] = plots.ranking_plot(report["rankings"])
     return out
+
+
+def _latest_key(study, bootstrap, seed, reference="majority", rubric_version=None):
+    version = rubric_version.number if rubric_version else ""
+    created = study.created_at.timestamp()  # not a deleted study's of the same id
+    return f"quorum:report-latest:{study.pk}:{created}:{bootstrap}:{seed}:{reference}:{version}"
 
 
 def _cache_key(study, bootstrap, seed, reference="majority", rubric_version=None):

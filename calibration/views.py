@@ -3,10 +3,18 @@ import io
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from annotation.access import get_study_for
 from annotation.models import StudyMembership
-from calibration.reports import build_report, cached_report, is_large, report_csv, report_table
+from calibration.reports import (
+    build_report,
+    cached_report,
+    is_large,
+    latest_report,
+    report_csv,
+    report_table,
+)
 from calibration.tasks import start_building
 
 DOWNLOADS = {
@@ -25,11 +33,15 @@ def report(request, slug):
         if not number.isascii() or not number.isdigit() or int(number) not in versions:
             raise Http404("No such rubric version")
         version = study.rubric.versions.get(number=int(number))
-    entry = cached_report(study, rubric_version=version)
-    if entry is None:
-        if is_large(study):
-            start_building(study, version)
+    entry, stale = cached_report(study, rubric_version=version), False
+    if entry is None and is_large(study):
+        # Labels changed (or it was never built): the worker builds it, and meanwhile the
+        # page shows the last one built, if any, with its age.
+        start_building(study, version)
+        entry, stale = latest_report(study, rubric_version=version), True
+        if entry is None:
             return render(request, "calibration/building.html", {"study": study}, status=202)
+    elif entry is None:
         entry = build_report(study, rubric_version=version)
     fmt = request.GET.get("format", "html")
     if fmt == "json":
@@ -39,8 +51,21 @@ def report(request, slug):
     return render(
         request,
         "calibration/report.html",
-        {"study": study, "versions": versions, "version": version, **entry},
+        {
+            "study": study,
+            "versions": versions,
+            "version": version,
+            "stale": stale,
+            "age_seconds": _age(entry),
+            **entry,
+        },
     )
+
+
+def _age(entry):
+    """Seconds since the report was built (None for one cached before reports knew)."""
+    built_at = entry.get("built_at")
+    return int((timezone.now() - built_at).total_seconds()) if built_at else None
 
 
 def _download(report, slug, fmt):

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -9,11 +10,12 @@ import time
 import pandas as pd
 import pytest
 from conftest import DEMO_DIR, REPO, make_study, make_user, subprocess_env
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
 from annotation.imports import import_items, import_labels
 from annotation.models import Rater, StudyMembership
-from calibration.reports import build_report, cached_report
+from calibration.reports import build_report, building_key, cached_report
 
 pytestmark = pytest.mark.django_db
 
@@ -339,3 +341,22 @@ def test_it_reports_agreement_by_confidence_and_elo(demo, write):
     assert judges["gpt-3.5-turbo"]["confidence"] is None
     humans = report["rankings"]["humans"]
     assert all(900 < r["elo"] < 1100 for r in humans)
+
+
+def test_a_large_studys_page_shows_the_last_report_while_the_next_one_builds(
+    client, demo, write, settings
+):
+    settings.REPORT_IN_BACKGROUND_ABOVE = 0  # every study is built by the worker
+    client.force_login(make_user("rita", StudyMembership.Role.RESEARCHER, demo))
+    build_report(demo)
+    fresh = client.get("/studies/demo/report/")
+    assert fresh.status_code == 200 and fresh.context["stale"] is False
+    assert re.search(r"Updated \d+ s ago</p>", fresh.content.decode())
+    import_labels(
+        demo, write("more.csv", "item,rater,kind,question,value\npandalm-0,judge2,llm,pref,A\n")
+    )
+    cache.add(building_key(demo), True)  # a worker builds it already: nothing more is queued
+    stale = client.get("/studies/demo/report/")
+    assert stale.status_code == 200 and stale.context["stale"] is True
+    body = stale.content.decode()
+    assert "a worker is building the new report" in body and "judge2" not in body
