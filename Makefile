@@ -61,6 +61,7 @@ bench: install-test
 	$(PY) tests/bench/bench_disagreement.py
 	$(PY) tests/bench/bench_judge.py
 	$(PY) tests/bench/bench_browse.py
+	$(PY) tests/bench/bench_report.py
 	# 200 annotators on 2,000 items, each taking ~20 s to read a pair (the latency target's
 	# load), then the same crowd without pauses on 300 items (the server's capacity).
 	$(PY) tests/bench/bench_annotators.py --think 20

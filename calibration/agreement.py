@@ -16,6 +16,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from calibration import metrics
@@ -60,30 +61,38 @@ def question_agreement(labels, question, options=Options(), reference=None):
 
 
 def group_agreement(labels, groups, options=Options()):
-    """The breakdown's figures for each group of items, (name, item ids) in order: what
-    `question_agreement` of the group's labels gives as the humans' `n_items` and
-    `krippendorff_alpha` and each judge's `accuracy_vs_majority` (judges with labels in the
-    group only); a group without labels is left out. An item's majority and a judge's verdict
+    """The breakdown's figures for each of disjoint groups of items (the values of one
+    metadata field), (name, item ids) in order: what `question_agreement` of the group's
+    labels gives as the humans' `n_items` and `krippendorff_alpha` and each judge's
+    `accuracy_vs_majority` (judges with labels in the group only); a group without labels
+    is left out. An item's majority and a judge's verdict
     are the item's own, so they are found once for all the items, not once per group."""
-    labelled = pd.Index(labels["item"].unique())
+    members = [pd.Index(items) for _, items in groups]
+    number = pd.Series(
+        np.repeat(np.arange(len(members)), [len(m) for m in members]),
+        index=members[0].append(members[1:]) if members else pd.Index([]),
+    )
+    labelled = set(labels["item"].map(number).dropna().astype(int))
     labels = _prepared(labels, options)
+    labels = labels.assign(group=labels["item"].map(number))
     humans = labels[labels["kind"] == HUMAN]
     majority = majorities(humans)
-    judges = [
-        (name, pd.Index(rows["item"].unique()), judge_verdicts(rows))
-        for name, rows in sorted(labels[labels["kind"] == LLM].groupby("rater"), key=lambda g: g[0])
-    ]
+    majority_group = majority.index.map(number)
+    judges = []
+    for name, rows in sorted(labels[labels["kind"] == LLM].groupby("rater"), key=lambda g: g[0]):
+        verdicts = judge_verdicts(rows)
+        judges.append((name, set(rows["group"].dropna()), verdicts, verdicts.index.map(number)))
     out = []
-    for name, items in groups:
-        if not labelled.isin(items).any():
+    for n, (name, _) in enumerate(groups):
+        if n not in labelled:
             continue
-        group_humans = humans[humans["item"].isin(items)]
-        group_majority = majority[majority.index.isin(items)]
+        group_humans = humans[humans["group"] == n]
+        group_majority = majority[majority_group == n]
         accuracy = {}
-        for judge, judged_items, verdicts in judges:
-            if not judged_items.isin(items).any():
+        for judge, judged_groups, verdicts, verdict_group in judges:
+            if n not in judged_groups:
                 continue
-            mine = verdicts[verdicts.index.isin(items)]
+            mine = verdicts[verdict_group == n]
             with_majority = group_majority.loc[mine.index.intersection(group_majority.index)]
             with_majority = with_majority.dropna()
             accuracy[judge] = _mean(mine.loc[with_majority.index] == with_majority)
