@@ -292,3 +292,12 @@ def test_the_preview_is_for_those_who_set_studies_up_and_capped(alice, bob):
     assert signed_in(bob).post("/studies/markdown-preview/", {"text": "x"}).status_code == 404
     too_long = signed_in(alice).post("/studies/markdown-preview/", {"text": "x" * 100_001})
     assert too_long.status_code == 400
+
+
+def test_a_new_study_needs_questions_to_start_from(staff):
+    response = signed_in(staff).post(
+        "/studies/new/", {**SETTINGS, "slug": "helpful", "starter": "nonsense"}
+    )
+    assert response.status_code == 400
+    assert b"Choose the questions the study starts from." in response.content
+    assert not Study.objects.exists()

@@ -33,8 +33,8 @@ SAMPLE_ITEM = {
 
 @login_required
 def rubric(request, slug):
-    """Show the study's questions for editing (GET); save an edited definition (POST): the
-    latest version changes in place while it has no labels, else a new version is made."""
+    """Show the study's questions for editing (GET); save an edited definition (POST), in
+    place or as a new version as `Rubric.edit` decides, unless it strands the items."""
     study = get_study_for(request, slug, role=StudyMembership.Role.ADMIN)
     text = json.dumps(study.rubric.definition, indent=2, ensure_ascii=False)
     form = RubricForm(request.POST or None, initial={"definition": text})

@@ -95,7 +95,9 @@ def new_study(request):
         raise Http404("No such page")
     form = StudyForm(request.POST or None)
     starter = request.POST.get("starter", "pairwise")
-    if request.method == "POST" and starter in STARTERS and form.is_valid():
+    if request.method == "POST" and starter not in STARTERS:
+        form.add_error(None, "Choose the questions the study starts from.")
+    if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             form.instance.rubric = Rubric.objects.create(
                 name=STARTERS[starter]["name"], definition=STARTERS[starter]
