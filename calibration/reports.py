@@ -11,7 +11,7 @@ import json
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Max
+from django.db.models import Count, Exists, Max, OuterRef
 from django.utils import timezone
 
 from annotation.exports import label_rows
@@ -69,11 +69,12 @@ def study_items(study):
 
 
 def rater_families(study):
-    """{rater name: model family} of the study's LLM raters that have one."""
-    raters = Rater.objects.filter(kind=Rater.Kind.LLM, annotations__item__study=study).exclude(
-        family=""
-    )
-    return dict(raters.values_list("name", "family").distinct())
+    """{rater name: model family} of the study's LLM raters that have one. Asked per judge
+    (there are few), so that no query walks the study's labels: the report page asks this
+    on every view, for the cache key."""
+    labelled = Annotation.objects.filter(rater=OuterRef("pk"), item__study=study)
+    raters = Rater.objects.filter(kind=Rater.Kind.LLM).exclude(family="").filter(Exists(labelled))
+    return dict(raters.values_list("name", "family"))
 
 
 def fingerprint(study):
