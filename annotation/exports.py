@@ -17,7 +17,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast, Collate
 
 from annotation.final_labels import write_final_labels_csv
-from annotation.imports import LABEL_COLUMNS
+from annotation.imports import LABEL_COLUMNS, FieldError, clean_item
 from annotation.models import Annotation
 from annotation.rubrics import CELL_RE, STRENGTH_RE, render_value
 from annotation.spreadsheet import escape_cell
@@ -58,6 +58,15 @@ def export_study_to_path(study, fmt, path, *, final=False):
 def write_items_jsonl(study, out):
     """One JSON object per line, keys in the documented order, empty optional keys left out."""
     n = 0
+    for record in item_records(study):
+        out.write(json.dumps(record, ensure_ascii=False))
+        out.write("\n")
+        n += 1
+    return n
+
+
+def item_records(study):
+    """Each item of the study, in import order, as its items-JSONL object."""
     fields = (
         "external_id",
         "prompt",
@@ -77,7 +86,7 @@ def write_items_jsonl(study, out):
                 {
                     "key": r["key"],
                     "text": r["text"],
-                    **({"model": r["model"]} if r["model"] else {}),
+                    **({"model": r["model"]} if r.get("model") else {}),
                 }
                 for r in responses
             ],
@@ -90,10 +99,23 @@ def write_items_jsonl(study, out):
             record["metadata"] = metadata
         if gold:
             record["gold"] = {cell: render_value(value) for cell, value in gold.items()}
-        out.write(json.dumps(record, ensure_ascii=False))
-        out.write("\n")
-        n += 1
-    return n
+        yield record
+
+
+def item_problems(study, rubric, limit=10):
+    """The study's items that `rubric` would refuse, as the items import checks each of
+    them exported (responses, checklist, reference, gold answers): "ID: field: message",
+    the first `limit`. A change of questions that strands items or their gold answers is
+    refused with them."""
+    problems = []
+    for record in item_records(study):
+        try:
+            clean_item(record, rubric)
+        except FieldError as e:
+            problems.append(f"item {record['external_id']}: {e.field}: {e}")
+            if len(problems) == limit:
+                break
+    return problems
 
 
 def write_labels_csv(study, out):

@@ -27,7 +27,6 @@ from django.db import connections, router, transaction
 
 from annotation.consumers import announce_progress
 from annotation.models import Annotation, Item, Rater, Study, StudyMembership
-from annotation.rubrics import render_value
 from annotation.signals import labels_settled
 from annotation.spreadsheet import unescape_cell
 
@@ -324,35 +323,6 @@ def clean_item(record, rubric):
         "is_gold": bool(gold_answers),
         "gold_answers": gold_answers,
     }
-
-
-def item_problems(study, rubric, limit=10):
-    """The study's items that `rubric` would refuse, as the items import checks each one
-    (responses, checklist, reference, gold answers): "ID: field: message", the first `limit`.
-    A change of questions that strands items or their gold answers is refused with them."""
-    problems = []
-    rows = study.items.order_by("position").values_list(
-        "external_id", "prompt", "responses", "reference", "checklist", "metadata", "gold_answers"
-    )
-    for external_id, prompt, responses, reference, checklist, metadata, gold in rows.iterator(
-        chunk_size=2000
-    ):
-        record = {
-            "external_id": external_id,
-            "prompt": prompt,
-            "responses": responses,
-            "reference": reference,
-            "checklist": checklist,
-            "metadata": metadata,
-            "gold": {cell: render_value(value) for cell, value in gold.items()},
-        }
-        try:
-            clean_item(record, rubric)
-        except FieldError as e:
-            problems.append(f"item {external_id}: {e.field}: {e}")
-            if len(problems) == limit:
-                break
-    return problems
 
 
 def _clean_responses(responses):

@@ -33,7 +33,7 @@ def render_markdown(text):
 
 def render_uncached(text):
     """The same rendering, kept nowhere: for a preview typed by one person, not an item."""
-    return mark_safe(nh3.clean(_converter().reset().convert(text)))  # nh3 made it safe
+    return mark_safe(_sanitised(text))  # nh3 has removed anything unsafe
 
 
 @functools.lru_cache(maxsize=512)
@@ -43,9 +43,13 @@ def _html(text):
     key = f"quorum:markdown:{RENDERING}:{hashlib.sha256(text.encode()).hexdigest()}"
     html = cache.get(key)
     if html is None:
-        html = nh3.clean(_converter().reset().convert(text))
+        html = _sanitised(text)
         cache.set(key, html, CACHE_SECONDS)
     return html
+
+
+def _sanitised(text):
+    return nh3.clean(_converter().reset().convert(text))
 
 
 def _converter():

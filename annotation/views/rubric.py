@@ -13,8 +13,8 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from annotation.access import get_study_for
+from annotation.exports import item_problems
 from annotation.forms import RubricForm
-from annotation.imports import item_problems
 from annotation.labelling import LabellingPage
 from annotation.models import Item, RubricVersion, StudyMembership
 from annotation.rubrics import parse_rubric, text_problems
