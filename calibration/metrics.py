@@ -28,8 +28,9 @@ Conventions shared by every function:
 Labels are counted in dense matrices (items x categories; for two raters, one rater's
 values x the other's), so these metrics suit up to a few hundred distinct values (rubric
 answers, rating scales, a judge's scores), not two continuous measurements. Every metric is
-a closed form over per-item sums, which is what lets `bootstrap_ci` compute a thousand
-resamples with a few matrix products instead of a loop.
+a closed form over per-item sums, and items whose labels count alike add the same terms, so
+a resample is no more than how many items of each kind it draws: that is what lets
+`bootstrap_ci` compute a thousand resamples with a few matrix products instead of a loop.
 """
 
 from collections.abc import Callable
@@ -163,25 +164,45 @@ def bootstrap_distribution(
 
     ``metric`` is one of this module's metric functions, called as ``metric(*data,
     **options)`` would be. All resamples come from one seeded ``numpy`` Generator and are
-    computed together, a chunk of resamples per matrix product. NaN marks a resample on
+    computed together, a chunk of resamples per matrix product, each resample as the number
+    of copies it draws of each kind of item (`resampled_copies`). NaN marks a resample on
     which the metric is undefined. The categories (and so AC1's q) are the whole table's in
-    every resample; the same seed and the same rows in the same order draw the same items.
+    every resample; the same seed and the same labels give the same resamples.
     """
     statistic = _STATISTICS.get(metric)
     if statistic is None:
         names = ", ".join(sorted(f.__name__ for f in _STATISTICS))
         raise TypeError(f"no bootstrap for {metric!r}; expected one of {names}")
-    units, width, compute = statistic(*data, **options)
+    copies, width, compute = statistic(*data, **options)
     rng = np.random.default_rng(seed)
     out = np.full(resamples, np.nan)
-    if units == 0:
+    if not len(copies):
         return out
     per_chunk = max(1, _CHUNK_ELEMENTS // width)
     for start in range(0, resamples, per_chunk):
-        size = (min(per_chunk, resamples - start), units)
-        draws = rng.integers(0, units, size=size, dtype=np.int32 if units < 2**31 else np.int64)
-        out[start : start + len(draws)] = compute(draws)
+        out[start : start + per_chunk] = compute(
+            resampled_copies(rng, copies, min(per_chunk, resamples - start))
+        )
     return out
+
+
+def resampled_copies(rng, copies: np.ndarray, resamples: int) -> np.ndarray:
+    """Bootstrap resamples of units of several kinds, `copies[k]` units of kind k: how many
+    units of each kind each resample draws, a (resamples, kinds) float matrix.
+
+    Drawing n units with replacement draws the kinds in multinomial numbers, n and the kinds'
+    shares of the units its parameters (Efron & Tibshirani 1993, ch. 20, the resampling
+    vector), and those numbers are what is drawn when there are few kinds; with many, the
+    units themselves are drawn and counted by kind, which is cheaper then.
+    """
+    units = int(copies.sum())
+    if len(copies) * 8 <= units:
+        return rng.multinomial(units, copies / units, size=resamples).astype(np.float64)
+    kind = np.repeat(np.arange(len(copies)), copies)
+    draws = kind[rng.integers(0, units, size=(resamples, units))]
+    draws += np.arange(resamples)[:, np.newaxis] * len(copies)
+    counts = np.bincount(draws.ravel(), minlength=resamples * len(copies))
+    return counts.reshape(resamples, len(copies)).astype(np.float64)
 
 
 def bootstrap_ci(
@@ -209,28 +230,29 @@ def bootstrap_ci(
 
 # Statistics over resampled items -----------------------------------------------------------
 #
-# Each metric is built as a _Statistic: `compute` takes a (B, units) matrix of drawn unit
-# indices (each row one resample) and returns the B values. The point estimate is the
-# resample that draws every unit once.
+# Each metric is built as a _Statistic over kinds of units: units (items, or item pairs for
+# two raters) whose labels count alike, and so add the same terms to every sum the metric
+# takes. `compute` takes a (B, kinds) matrix of the copies of each kind in B resamples and
+# returns the B values; the point estimate is the resample that takes every unit once.
 
 
 class _Statistic(NamedTuple):
-    units: int  # items (long table) or item pairs (two raters) to resample
+    copies: np.ndarray  # how many units are of each kind
     width: int  # array elements needed per resample, to size the chunks
     compute: Callable[[np.ndarray], np.ndarray]
 
 
 def _estimate(statistic: _Statistic) -> float:
-    if statistic.units == 0:
+    if not len(statistic.copies):
         return np.nan
-    return float(statistic.compute(np.arange(statistic.units)[np.newaxis, :])[0])
+    return float(statistic.compute(statistic.copies[np.newaxis, :].astype(np.float64))[0])
 
 
-def _item_weights(draws: np.ndarray, units: int) -> np.ndarray:
-    """How many times each unit appears in each resample: a (B, units) matrix."""
-    offsets = np.arange(len(draws))[:, np.newaxis] * units
-    counts = np.bincount((draws + offsets).ravel(), minlength=len(draws) * units)
-    return counts.reshape(len(draws), units).astype(np.float64)
+def _kinds(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a matrix, and how many times each is there."""
+    if not len(rows):
+        return rows, np.zeros(0, dtype=np.int64)
+    return np.unique(rows, axis=0, return_counts=True)
 
 
 def _percent_agreement_statistic(labels):
@@ -254,16 +276,17 @@ def _agreement_statistic(labels, chance, weights=None, categories=None) -> _Stat
     counts, values = _count_matrix(labels, categories)
     agreement = _agreement_weights(weights, values, categories is not None)
     q = len(values)
+    units = len(counts)
+    counts, copies = _kinds(counts)
     raters = counts.sum(axis=1)
     pairable = raters >= 2
     pairs = np.where(pairable, raters * (raters - 1), 1)
     item_agreement = (counts * (counts @ agreement - 1)).sum(axis=1) / pairs * pairable
     shares = counts / np.maximum(raters, 1)[:, np.newaxis]
     features = np.column_stack([item_agreement, pairable, shares])
-    units = len(counts)
 
-    def compute(draws):
-        sums = _item_weights(draws, units) @ features
+    def compute(resampled):
+        sums = resampled @ features
         with np.errstate(divide="ignore", invalid="ignore"):
             observed = sums[:, 0] / sums[:, 1]
         if chance is None:
@@ -272,12 +295,12 @@ def _agreement_statistic(labels, chance, weights=None, categories=None) -> _Stat
         if chance == "fleiss":
             expected = (pi**2).sum(axis=1)
         elif q < 2:
-            expected = np.full(len(draws), np.nan)
+            expected = np.full(len(resampled), np.nan)
         else:
             expected = agreement.sum() / (q * (q - 1)) * (pi * (1 - pi)).sum(axis=1)
         return _chance_corrected(observed, expected)
 
-    return _Statistic(units, units + q + 2, compute)
+    return _Statistic(copies, len(copies) + q + 2, compute)
 
 
 def _krippendorff_alpha_statistic(labels, level="nominal", categories=None) -> _Statistic:
@@ -287,19 +310,18 @@ def _krippendorff_alpha_statistic(labels, level="nominal", categories=None) -> _
     if level != "nominal":
         x = _scale(values, categories is not None, f"{level} alpha")
     q = len(values)
+    counts, copies = _kinds(counts)
     raters = counts.sum(axis=1)
     pairable = counts * (raters >= 2)[:, np.newaxis]
     # 1 / (r_i - 1) on pairable items; other rows of `pairable` are zero anyway.
     inverse = 1 / np.maximum(raters - 1, 1)
-    units = len(counts)
 
     if level == "ordinal":
         # Ordinal distances depend on the value counts, so each resample needs its own
         # coincidence matrix: built one row (category) at a time, never one resample at a time.
         scaled = pairable * inverse[:, np.newaxis]
 
-        def compute(draws):
-            weights = _item_weights(draws, units)
+        def compute(weights):
             n_c = weights @ pairable
             o = np.stack([weights @ (scaled * pairable[:, [c]]) for c in range(q)], axis=1)
             midranks = np.cumsum(n_c, axis=1) - n_c / 2
@@ -308,7 +330,7 @@ def _krippendorff_alpha_statistic(labels, level="nominal", categories=None) -> _
             expected = np.einsum("bc,bck,bk->b", n_c, d, n_c) / (n_c.sum(axis=1) - 1)
             return _one_minus_ratio(observed, expected)
 
-        return _Statistic(units, units + q * q, compute)
+        return _Statistic(copies, len(copies) + q * q, compute)
 
     if level == "nominal":
         d = 1 - np.eye(q)
@@ -323,13 +345,13 @@ def _krippendorff_alpha_statistic(labels, level="nominal", categories=None) -> _
     disagreement = ((pairable @ d) * pairable).sum(axis=1) * inverse
     features = np.column_stack([disagreement, pairable])
 
-    def compute(draws):
-        sums = _item_weights(draws, units) @ features
+    def compute(resampled):
+        sums = resampled @ features
         n_c = sums[:, 1:]
         expected = ((n_c @ d) * n_c).sum(axis=1) / (n_c.sum(axis=1) - 1)
         return _one_minus_ratio(sums[:, 0], expected)
 
-    return _Statistic(units, units + q + 1, compute)
+    return _Statistic(copies, len(copies) + q + 1, compute)
 
 
 def _cohen_kappa_statistic(a, b, weights=None, categories=None) -> _Statistic:
@@ -411,15 +433,14 @@ def _table_statistic(row_codes, col_codes, rows, cols, finish) -> _Statistic:
             f"{rows} x {cols} distinct values are too many for a contingency table; "
             "these are metrics for categories and rating scales"
         )
-    cells = row_codes * cols + col_codes
-    units = len(cells)
+    cells, copies = _kinds(row_codes.astype(np.int64) * cols + col_codes)
 
-    def compute(draws):
-        offsets = np.arange(len(draws))[:, np.newaxis] * size
-        tables = np.bincount((cells[draws] + offsets).ravel(), minlength=len(draws) * size)
-        return finish(tables.reshape(len(draws), rows, cols).astype(np.float64))
+    def compute(resampled):
+        tables = np.zeros((len(resampled), size))
+        tables[:, cells] = resampled
+        return finish(tables.reshape(len(resampled), rows, cols))
 
-    return _Statistic(units, units + size, compute)
+    return _Statistic(copies, len(copies) + size, compute)
 
 
 # Shared building blocks ---------------------------------------------------------------------

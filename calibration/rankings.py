@@ -129,7 +129,10 @@ def bootstrap_scores(
 
     ``method`` names `bradley_terry` or `elo`, called with ``options``. A drawn item brings
     all its labels; all resamples come from one seeded ``numpy`` Generator, the same seed and
-    rows drawing the same items. Bradley-Terry fits all the resamples of a chunk together.
+    rows giving the same resamples. Bradley-Terry fits all the resamples of a chunk
+    together, each as the copies it draws of each kind of item (items with the same
+    comparisons, `metrics.resampled_copies`); Elo, which takes the drawn items in order,
+    draws the items themselves.
     """
     data, statistic = _statistic(labels, method, options)
     drawn = _bootstrap(statistic, len(data.models), resamples, seed)
@@ -210,8 +213,11 @@ class _Comparisons(NamedTuple):
 class _Statistic(NamedTuple):
     units: int  # items to resample
     width: int  # array elements needed per resample, to size the chunks
-    compute: Callable[[np.ndarray], np.ndarray]  # (B, units) drawn items -> (B, models) scores
+    # (B, units) drawn items, or with `copies` (B, kinds) copies of each kind of item, ->
+    # (B, models) scores
+    compute: Callable[[np.ndarray], np.ndarray]
     estimate: Callable[[], np.ndarray]  # the scores on all the labels
+    copies: np.ndarray | None = None  # items of each kind, where items of a kind score alike
 
 
 def _comparisons(labels: pd.DataFrame, ties: str) -> _Comparisons:
@@ -263,9 +269,13 @@ def _bootstrap(statistic: _Statistic, n_models: int, resamples: int, seed: int) 
     if statistic.units:
         per_chunk = max(1, _CHUNK_ELEMENTS // statistic.width)
         for start in range(0, resamples, per_chunk):
-            size = (min(per_chunk, resamples - start), statistic.units)
-            draws = rng.integers(0, statistic.units, size=size, dtype=np.int32)
-            out[start : start + len(draws)] = statistic.compute(draws)
+            size = min(per_chunk, resamples - start)
+            if statistic.copies is not None:
+                drawn = metrics.resampled_copies(rng, statistic.copies, size)
+            else:
+                shape = (size, statistic.units)
+                drawn = rng.integers(0, statistic.units, size=shape, dtype=np.int32)
+            out[start : start + size] = statistic.compute(drawn)
     return out
 
 
@@ -310,18 +320,27 @@ def _bradley_terry_statistic(data, prior, scale, base, anchor, anchor_model) -> 
     unit_item, unit_pair = units // max(n_pairs, 1), units % max(n_pairs, 1)
     unit_n = np.bincount(unit, minlength=len(units)).astype(np.float64)
     unit_w = np.bincount(unit, wins, minlength=len(units))
-    gather = not np.array_equal(unit_item, np.arange(data.items))
+    # Kinds of items: those with the same comparisons (pair, n, w) count the same in a fit.
+    kind_of_unit = pd.factorize(pd.MultiIndex.from_arrays([unit_pair, unit_n, unit_w]))[0]
+    if np.array_equal(unit_item, np.arange(data.items)):  # one pair an item, the usual
+        kind_of_item = kind_of_unit
+    else:
+        # (An item none of whose labels compares two models is a kind of its own, alone.)
+        by_item = pd.Series(kind_of_unit).groupby(unit_item).agg(tuple)
+        kind_of_item = pd.factorize(by_item.reindex(range(data.items)), use_na_sentinel=False)[0]
+    kinds, first_item, copies = np.unique(kind_of_item, return_index=True, return_counts=True)
+    of_first = np.isin(unit_item, first_item)  # the units of one item of each kind
+    kind_n, kind_w = np.zeros((2, len(kinds), max(n_pairs, 1)))
+    np.add.at(kind_n, (kind_of_item[unit_item[of_first]], unit_pair[of_first]), unit_n[of_first])
+    np.add.at(kind_w, (kind_of_item[unit_item[of_first]], unit_pair[of_first]), unit_w[of_first])
     factor = scale / math.log(base)
     anchor_index = None if anchor_model is None else data.models.get_loc(anchor_model)
 
-    def compute(draws):
+    def compute(resampled):
         if not n_pairs:
-            return np.full((len(draws), n_models), np.nan)
-        counts = metrics._item_weights(draws, data.items)  # (B, items)
-        if gather:
-            counts = counts[:, unit_item]
-        n = _sum_by(counts * unit_n, unit_pair, n_pairs)
-        w = _sum_by(counts * unit_w, unit_pair, n_pairs)
+            return np.full((len(resampled), n_models), np.nan)
+        # Sums of whole numbers and halves: exact, in whatever order they are added.
+        n, w = resampled @ kind_n, resampled @ kind_w
         theta = _fit(n, w, pair_low, pair_high, n_models, prior)
         if anchor_index is None:
             scored = np.isfinite(theta)
@@ -333,9 +352,10 @@ def _bradley_terry_statistic(data, prior, scale, base, anchor, anchor_model) -> 
         return anchor + factor * (theta - center)
 
     def estimate():
-        return compute(np.arange(data.items)[np.newaxis])[0]
+        return compute(copies[np.newaxis].astype(np.float64))[0]
 
-    return _Statistic(data.items, data.items + len(units) + 4 * n_models**2, compute, estimate)
+    width = len(kinds) + 2 * n_pairs + 4 * n_models**2
+    return _Statistic(data.items, width, compute, estimate, copies)
 
 
 def _fit(n, w, pair_low, pair_high, n_models, prior) -> np.ndarray:
