@@ -12,7 +12,6 @@ compared with which, following MT-Bench (Zheng et al. 2023, "Judging LLM-as-a-ju
 - "without ties" drops the items where the majority or the judge says `tie`.
 """
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -114,20 +113,16 @@ def human_agreement(humans, options=Options()):
     """Human-human agreement, overall and per pair of annotators."""
     _refuse_duplicates(humans[["item", "rater"]], "a human rater")
     raters = sorted(humans["rater"].unique())
-    pairwise = []
-    wide = humans.pivot(index="item", columns="rater", values="value")  # once, not per pair
-    for a, b in itertools.combinations(raters, 2):
-        first, second = _pair(wide, a, b)
-        both = first.notna() & second.notna()
-        pairwise.append(
-            {
-                "a": a,
-                "b": b,
-                "n": int(both.sum()),
-                "percent_agreement": _number(metrics.pairwise_accuracy(first, second)),
-                "cohen_kappa": _number(_kappa(first, second, options)),
-            }
-        )
+    pairwise = [
+        {
+            "a": pair.a,
+            "b": pair.b,
+            "n": int(pair.n),
+            "percent_agreement": _number(pair.percent_agreement),
+            "cohen_kappa": _number(pair.cohen_kappa),
+        }
+        for pair in metrics.rater_pairs(humans, weights=options.weights).itertuples()
+    ]
     cohen = None
     if len(raters) == 2:
         cohen = pairwise[0]["cohen_kappa"]
@@ -158,12 +153,7 @@ def judge_agreement(judge, humans, name, options=Options(), reference=None):
     with_majority = majority.loc[judged].dropna()
     judge_vs_majority = verdicts.loc[with_majority.index]
     no_ties = (with_majority != TIE) & (judge_vs_majority != TIE)
-    per_human = [
-        (metrics.pairwise_accuracy(*aligned), _kappa(*aligned, options))
-        for aligned in (
-            _align(verdicts, rows.set_index("item")["value"]) for _, rows in humans.groupby("rater")
-        )
-    ]
+    per_human = metrics.against_each(verdicts, humans, weights=options.weights)
     return {
         "rater": name,
         "n_items": len(judged),
@@ -173,9 +163,9 @@ def judge_agreement(judge, humans, name, options=Options(), reference=None):
         "accuracy_vs_majority_without_ties": _mean(
             judge_vs_majority[no_ties] == with_majority[no_ties]
         ),
-        "accuracy_vs_humans": _mean_of(p[0] for p in per_human),
+        "accuracy_vs_humans": _mean_of(per_human["percent_agreement"]),
         "position": position_bias(judge),
-        "cohen_kappa_vs_humans": _mean_of(p[1] for p in per_human),
+        "cohen_kappa_vs_humans": _mean_of(per_human["cohen_kappa"]),
         "ci95": {
             "accuracy_vs_majority": _ci(
                 metrics.pairwise_accuracy, judge_vs_majority, with_majority, options
@@ -306,18 +296,6 @@ def _ci(metric, *args, **kwargs):
         metric, *data, resamples=options.bootstrap, seed=options.seed, **kwargs
     )
     return [_number(low), _number(high)]
-
-
-def _pair(wide, a, b):
-    """Two raters' columns of the item-by-rater table, on the items either labelled: what
-    `metrics.paired_labels` gives for them."""
-    either = wide[a].notna() | wide[b].notna()
-    return wide.loc[either, a].rename(a), wide.loc[either, b].rename(b)
-
-
-def _align(a, b):
-    both = a.index.intersection(b.index)
-    return a.loc[both], b.loc[both]
 
 
 def _mean_of(values):

@@ -79,25 +79,29 @@ def verbosity_bias(labels, lengths: pd.DataFrame, ridge: float = RIDGE) -> dict:
     rows = rows[_known(rows["value"])]
     _refuse_unknown(rows["value"], PAIRWISE, "pairwise")
     diffs = (lengths["len_a"].astype(float) - lengths["len_b"].astype(float)).dropna()
-    rows = rows[rows["item"].isin(diffs.index)]
+    at = _positions(diffs.index, rows["item"])
+    rows, at = rows[at >= 0], at[at >= 0]
     out = {"n": len(rows), "longer_win_rate": None, "lc_win_rate": None, "length_coef": None}
     if rows.empty:
         return out
+    _require_unique(diffs.index)
 
-    value = rows["value"].to_numpy(dtype=object)
-    diff = rows["item"].map(diffs).to_numpy(dtype=float)
-    counted = (value != TIE) & (diff != 0)
+    picks_a = (rows["value"] == "A").to_numpy(dtype=bool)
+    picks_b = (rows["value"] == "B").to_numpy(dtype=bool)  # neither: a tie
+    diff = diffs.to_numpy(dtype=float)[at]
+    counted = (picks_a | picks_b) & (diff != 0)
     if counted.any():
-        longer = np.where(diff > 0, "A", "B")
-        out["longer_win_rate"] = float(np.mean(value[counted] == longer[counted]))
+        picks_longer = np.where(diff > 0, picks_a, picks_b)
+        out["longer_win_rate"] = float(np.mean(picks_longer[counted]))
 
-    y = np.select([value == "A", value == "B"], [1.0, 0.0], default=0.5)
-    labelled = diffs.loc[pd.unique(rows["item"])]
-    if labelled.nunique() > 1:
+    y = np.select([picks_a, picks_b], [1.0, 0.0], default=0.5)
+    # diff holds every labelled item's difference (and no NaN): it has as many distinct
+    # values as the labelled items do.
+    if diff.min() != diff.max():
         z = diff / diffs.std()
         theta, beta = _fit_logistic(np.column_stack([np.ones(len(y)), z]), y, ridge)
         out["lc_win_rate"], out["length_coef"] = _sigmoid(theta), float(beta)
-    elif (labelled == 0).all():
+    elif (diff == 0).all():
         (theta,) = _fit_logistic(np.ones((len(y), 1)), y, ridge)
         out["lc_win_rate"] = _sigmoid(theta)
     return out
@@ -134,25 +138,39 @@ def self_preference(verdicts, humans, models: pd.DataFrame, family: str) -> dict
     if judge["item"].duplicated().any():
         raise ValueError("self_preference needs one judge verdict per item (judge_verdicts)")
 
-    own_a = models["model_a"].map(lambda m: _in_family(m, family))
-    own_b = models["model_b"].map(lambda m: _in_family(m, family))
-    own = pd.Series(np.where(own_a, "A", "B"), index=models.index)[own_a != own_b]
-    items = own.index.intersection(judge["item"]).intersection(human["item"])
+    own_a = _in_family_each(models["model_a"], family)
+    own_b = _in_family_each(models["model_b"], family)
+    differ = own_a != own_b
+    own_items = models.index[differ]
+    own = np.where(own_a[differ], "A", "B").astype(object)  # the own-family response
+    # The items are those of own_items that both the judge and a human gave a verdict on.
+    judge_at = _positions(own_items, judge["item"])
+    human_at = _positions(own_items, human["item"])
+    both = _hit(judge_at, len(own_items)) & _hit(human_at, len(own_items))
     out = {
         "family": family,
-        "n_items": len(items),
+        "n_items": int(both.sum()),
         "judge_win_rate": None,
         "human_win_rate": None,
         "difference": None,
     }
-    if not len(items):
+    if not both.any():
         return out
-    judge = judge[judge["item"].isin(items)]
-    human = human[human["item"].isin(items)]
-    judge_scores = _win_score(judge["value"], judge["item"].map(own))
-    human_scores = _win_score(human["value"], human["item"].map(own))
+    _require_unique(own_items)
+    in_both = np.append(both, False)  # position -1, not an item of own_items, is not in both
+    judge, judge_at = judge[in_both[judge_at]], judge_at[in_both[judge_at]]
+    human, human_at = human[in_both[human_at]], human_at[in_both[human_at]]
+    judge_scores = _win_score(judge["value"], own[judge_at])
+    human_scores = _win_score(human["value"], own[human_at])
     out["judge_win_rate"] = float(judge_scores.mean())
-    out["human_win_rate"] = float(human_scores.groupby(human["item"].to_numpy()).mean().mean())
+    # The mean of the items' mean human scores, the items taken in the order of their labels
+    # (as grouping by item sorts them), so that the sum rounds as it always has; a missing
+    # label (rank -1) is no group, as in a groupby.
+    rank = np.full(len(own_items), -1)
+    rank[both] = pd.factorize(own_items[both], sort=True)[0]
+    human_rank = rank[human_at]
+    grouped = human_scores[human_rank >= 0].groupby(human_rank[human_rank >= 0])
+    out["human_win_rate"] = float(grouped.mean().mean())
     out["difference"] = out["judge_win_rate"] - out["human_win_rate"]
     return out
 
@@ -215,13 +233,16 @@ def confidence_agreement(verdicts: pd.DataFrame, majority, bins: int = 10) -> di
         if column not in verdicts.columns:
             raise ValueError(f"the verdicts need a column {column!r}")
     confidence = _numbers(verdicts["confidence"], "confidence")
-    majority = _labels(majority).set_index("item")["value"]
+    if not isinstance(majority, pd.Series):
+        majority = _labels(majority).set_index("item")["value"]
     if majority.index.has_duplicates:
         raise ValueError("majority must hold one value per item")
-    target = verdicts["item"].map(majority.dropna())
-    use = confidence.notna() & target.notna() & _known(verdicts["value"])
-    confidence = confidence[use].to_numpy(dtype=float)
-    correct = (verdicts["value"][use] == target[use]).to_numpy(dtype=float)
+    majority = majority.dropna()
+    at = _positions(majority.index, verdicts["item"])  # -1: the item has no majority
+    use = (confidence.notna() & _known(verdicts["value"])).to_numpy(dtype=bool) & (at >= 0)
+    confidence = confidence.to_numpy(dtype=float)[use]
+    target = majority.to_numpy(dtype=object)[at[use]]
+    correct = (verdicts["value"].to_numpy(dtype=object)[use] == target).astype(float)
     out = {"n": len(correct), "bins": [], "correlation": None}
     if not len(correct):
         return out
@@ -274,9 +295,50 @@ def _in_family(model, family: str) -> bool:
     return isinstance(model, str) and family.strip().lower() in model.lower()
 
 
-def _win_score(values: pd.Series, own: pd.Series) -> pd.Series:
-    """1 where the verdict picks the own-family response, 0.5 for a tie, 0 otherwise."""
-    score = (values.to_numpy() == own.to_numpy()).astype(float)
+def _in_family_each(models: pd.Series, family: str) -> np.ndarray:
+    """`_in_family` of each model name, asked once per distinct name."""
+    codes, names = pd.factorize(models)
+    # Code -1 (a missing name) takes the appended False.
+    return np.array([_in_family(m, family) for m in names] + [False], dtype=bool)[codes]
+
+
+def _hit(at: np.ndarray, n: int) -> np.ndarray:
+    """Which of the positions 0..n-1 occur in ``at`` (whose -1s stand for none)."""
+    hit = np.zeros(n + 1, dtype=bool)
+    hit[at] = True  # a -1 lands on the extra last place
+    return hit[:-1]
+
+
+def _positions(index: pd.Index, keys: pd.Series) -> np.ndarray:
+    """Each key's position in ``index``, -1 for a key not in it.
+
+    Keys match labels as in ``keys.isin(index)`` (a missing key matches a missing label),
+    found by one `pandas.factorize` of the labels and keys together: on string columns
+    ``keys.isin(index)`` builds a Python object per label, and ``keys.map(series)`` (or
+    `Index.get_indexer`) copies both sides to Python strings first. A key of a label that
+    ``index`` holds more than once gets one of its positions: see `_require_unique`.
+    """
+    codes, uniques = pd.factorize(
+        pd.concat([pd.Series(index), pd.Series(keys)], ignore_index=True),
+        use_na_sentinel=False,
+    )
+    position = np.full(len(uniques), -1, dtype=np.intp)
+    position[codes[: len(index)]] = np.arange(len(index))
+    return position[codes[len(index) :]]
+
+
+def _require_unique(index: pd.Index) -> None:
+    """The error of ``keys.map(series)`` for a ``series`` whose index is not unique."""
+    if not index.is_unique:
+        raise pd.errors.InvalidIndexError(
+            "Reindexing only valid with uniquely valued Index objects"
+        )
+
+
+def _win_score(values: pd.Series, own: np.ndarray) -> pd.Series:
+    """1 where the verdict picks the own-family response (``own``: its slot, A or B, per
+    verdict), 0.5 for a tie, 0 otherwise."""
+    score = (values.to_numpy() == own).astype(float)
     score[values.to_numpy() == TIE] = 0.5
     return pd.Series(score, index=values.index)
 
@@ -320,29 +382,36 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
     """
     w = np.zeros(x.shape[1])
     penalty = ridge * np.eye(x.shape[1])
-    current = _penalised_loglik(x, y, w, ridge)
+    current, minus_log_p = _penalised_loglik(x @ w, y, w, ridge)
     for _ in range(200):
-        p = _sigmoid_array(x @ w)
+        p = np.exp(-minus_log_p)  # _sigmoid_array(x @ w), its logaddexp reused
         gradient = x.T @ (y - p) - ridge * w
         hessian = (x * (p * (1 - p))[:, np.newaxis]).T @ x + penalty
         step = np.linalg.solve(hessian, gradient)
         size = 1.0
-        while _penalised_loglik(x, y, w + size * step, ridge) < current and size > 1e-10:
+        while True:  # halve the step until it ascends (or is negligible)
+            trial = w + size * step
+            value, trial_minus_log_p = _penalised_loglik(x @ trial, y, trial, ridge)
+            if not (value < current and size > 1e-10):
+                break
             size /= 2
-        value = _penalised_loglik(x, y, w + size * step, ridge)
         if value < current:
             break  # no ascent left along the Newton direction: the optimum, to rounding
-        w, current = w + size * step, value
+        w, current, minus_log_p = trial, value, trial_minus_log_p
         if np.max(np.abs(size * step)) < 1e-12:
             break
     return w
 
 
-def _penalised_loglik(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float) -> float:
-    eta = x @ w
+def _penalised_loglik(
+    eta: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float
+) -> tuple[float, np.ndarray]:
+    """The objective of `_fit_logistic` at coefficients ``w`` (``eta`` = x @ w), and -log p,
+    from which the fit takes p without a second `numpy.logaddexp`."""
     # log p = -log(1 + e^-η) and log(1 - p) = -log(1 + e^η), computed without overflow.
-    loglik = -(y * np.logaddexp(0, -eta) + (1 - y) * np.logaddexp(0, eta)).sum()
-    return float(loglik - ridge / 2 * (w @ w))
+    minus_log_p = np.logaddexp(0, -eta)
+    loglik = -(y * minus_log_p + (1 - y) * np.logaddexp(0, eta)).sum()
+    return float(loglik - ridge / 2 * (w @ w)), minus_log_p
 
 
 def _sigmoid_array(eta: np.ndarray) -> np.ndarray:

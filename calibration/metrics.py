@@ -154,6 +154,91 @@ def paired_labels(labels: pd.DataFrame, first, second) -> tuple[pd.Series, pd.Se
     return wide[first], wide[second]
 
 
+def rater_pairs(labels: pd.DataFrame, weights: str | None = None) -> pd.DataFrame:
+    """Every pair of raters of a long table, counted at once: for raters a < b (sorted), the
+    items both labelled (n) and what `pairwise_accuracy` and `cohen_kappa` give for
+    `paired_labels(labels, a, b)`: columns a, b, n, percent_agreement, cohen_kappa (NaN
+    where n is 0). Raises ValueError if a rater labelled an item twice.
+    """
+    labels = labels.loc[labels["value"].notna(), ["item", "rater", "value"]]
+    raters = pd.Index(sorted(labels["rater"].unique()))
+    item, _ = _factorize(labels["item"], sort=False)
+    rater = raters.get_indexer(labels["rater"])
+    value, values = _factorize(labels["value"])
+    if _has_duplicates(item.astype(np.int64) * len(raters) + rater):
+        raise ValueError("a rater labelled the same item more than once")
+    # Each item's labels in rater order; label i and label i + d of one item are a pair.
+    by_item = np.lexsort((rater, item))
+    item, rater, value = item[by_item], rater[by_item], value[by_item]
+    first = second = np.zeros(0, dtype=np.intp)
+    for d in range(1, int(np.bincount(item).max(initial=0))):
+        same = np.flatnonzero(item[:-d] == item[d:])
+        first, second = np.append(first, same), np.append(second, same + d)
+    pair = rater[first].astype(np.int64) * len(raters) + rater[second]
+    cells = value[first] * len(values) + value[second]
+    a, b = np.triu_indices(len(raters), k=1)
+    tables = _tables_by(np.searchsorted(a * len(raters) + b, pair), cells, len(a), len(values))
+    accuracy, kappa = _two_rater_figures(tables, values, weights)
+    return pd.DataFrame(
+        {
+            "a": raters[a],
+            "b": raters[b],
+            "n": tables.sum(axis=(1, 2)).astype(int),
+            "percent_agreement": accuracy,
+            "cohen_kappa": kappa,
+        }
+    )
+
+
+def against_each(values: pd.Series, labels: pd.DataFrame, weights: str | None = None):
+    """One rater's values (a Series by item) against each rater of a long table, counted at
+    once: per rater (sorted), the items both labelled (n) and `pairwise_accuracy` and
+    `cohen_kappa` of the two on them, this rater's values first: columns rater, n,
+    percent_agreement, cohen_kappa (NaN where n is 0).
+    """
+    values = values.dropna()
+    labels = labels.loc[labels["value"].notna(), ["item", "rater", "value"]]
+    raters = pd.Index(sorted(labels["rater"].unique()))
+    mine = values.index.get_indexer(labels["item"])
+    labels = labels[mine >= 0]
+    codes, categories = _factorize(
+        pd.concat([values, labels["value"]], ignore_index=True).infer_objects()
+    )
+    q = len(categories)
+    cells = codes[: len(values)][mine[mine >= 0]] * q + codes[len(values) :]
+    rater = raters.get_indexer(labels["rater"])
+    tables = _tables_by(rater, cells, len(raters), q)
+    accuracy, kappa = _two_rater_figures(tables, categories, weights)
+    n = tables.sum(axis=(1, 2)).astype(int)
+    return pd.DataFrame(
+        {"rater": raters, "n": n, "percent_agreement": accuracy, "cohen_kappa": kappa}
+    )
+
+
+def _tables_by(group, cells, groups, q):
+    """(groups, q, q) contingency tables from each pair's group and cell."""
+    counts = np.bincount(group * q * q + cells, minlength=groups * q * q)
+    return counts.reshape(groups, q, q).astype(np.float64)
+
+
+def _two_rater_figures(tables, values, weights):
+    """Accuracy and Cohen's kappa of each contingency table, on the categories the table
+    has (as the two-rater metrics of its labels see them). Without weights, categories that
+    a table lacks add nothing to its whole-number sums, so all tables are taken at once."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        accuracy = np.trace(tables, axis1=1, axis2=2) / tables.sum(axis=(1, 2))
+    if weights is None:
+        return accuracy, _kappa(tables, _agreement_weights(None, values, False))
+    kappa = np.full(len(tables), np.nan)
+    for k, table in enumerate(tables):
+        present = (table.sum(axis=0) + table.sum(axis=1)) > 0
+        if present.any():
+            own = table[np.ix_(present, present)][np.newaxis]
+            own_values = values[present].infer_objects()
+            kappa[k] = _kappa(own, _agreement_weights(weights, own_values, False))[0]
+    return accuracy, kappa
+
+
 # Bootstrap ---------------------------------------------------------------------------------
 
 
@@ -359,15 +444,20 @@ def _cohen_kappa_statistic(a, b, weights=None, categories=None) -> _Statistic:
     codes, values = _codes(pd.concat([a, b], ignore_index=True), categories)
     agreement = _agreement_weights(weights, values, categories is not None)
 
-    def kappa(tables):
-        n = tables.sum(axis=(1, 2))
+    q = len(values)
+    return _table_statistic(
+        codes[: len(a)], codes[len(a) :], q, q, lambda tables: _kappa(tables, agreement)
+    )
+
+
+def _kappa(tables, agreement):
+    """Cohen's kappa of (B, q, q) contingency tables, with agreement weights (q, q)."""
+    n = tables.sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
         observed = (tables * agreement).sum(axis=(1, 2)) / n
         rows, cols = tables.sum(axis=2), tables.sum(axis=1)
         expected = np.einsum("bk,kl,bl->b", rows, agreement, cols) / n**2
-        return _chance_corrected(observed, expected)
-
-    q = len(values)
-    return _table_statistic(codes[: len(a)], codes[len(a) :], q, q, kappa)
+    return _chance_corrected(observed, expected)
 
 
 def _pairwise_accuracy_statistic(a, b) -> _Statistic:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from calibration.metrics import (
     LEVELS,
+    against_each,
     bootstrap_ci,
     bootstrap_distribution,
     cohen_kappa,
@@ -30,6 +31,7 @@ from calibration.metrics import (
     paired_labels,
     pairwise_accuracy,
     percent_agreement,
+    rater_pairs,
     spearman,
 )
 
@@ -851,3 +853,58 @@ def test_it_leaves_undefined_resamples_out_of_the_interval():
 def test_it_bootstraps_only_this_modules_metrics():
     with pytest.raises(TypeError, match="no bootstrap"):
         bootstrap_ci(np.mean, long_table(CAC_RAW4RATERS))
+
+
+# Every pair at once ---------------------------------------------------------------------------
+
+
+def same_number(x, y):
+    return (np.isnan(x) and np.isnan(y)) or x == y
+
+
+@settings(max_examples=150, deadline=None)
+@given(units=reliability_data(), weights=st.sampled_from([None, "linear", "quadratic"]))
+def test_it_counts_every_rater_pair_as_the_two_rater_metrics_do(units, weights):
+    labels = long_table(units).dropna()
+
+    pairs = rater_pairs(labels, weights=weights)
+
+    raters = sorted(labels["rater"].unique())
+    assert list(zip(pairs["a"], pairs["b"], strict=True)) == list(itertools.combinations(raters, 2))
+    for pair in pairs.itertuples():
+        a, b = paired_labels(labels, pair.a, pair.b)
+        assert pair.n == int((a.notna() & b.notna()).sum())
+        # The very same floating-point numbers, not merely close ones.
+        assert same_number(pair.percent_agreement, pairwise_accuracy(a, b))
+        with np.errstate(all="ignore"):
+            assert same_number(pair.cohen_kappa, cohen_kappa(a, b, weights=weights))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    units=reliability_data(),
+    judge=st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=1, max_size=20),
+    weights=st.sampled_from([None, "linear", "quadratic"]),
+)
+def test_it_scores_one_rater_against_each_as_the_two_rater_metrics_do(units, judge, weights):
+    labels = long_table(units).dropna()
+    verdicts = pd.Series(judge, index=[f"item{i}" for i in range(len(judge))], dtype=float)
+
+    scores = against_each(verdicts, labels, weights=weights)
+
+    assert list(scores["rater"]) == sorted(labels["rater"].unique())
+    for row in scores.itertuples():
+        theirs = labels[labels["rater"] == row.rater].set_index("item")["value"]
+        both = verdicts.dropna().index.intersection(theirs.index)
+        mine, theirs = verdicts.loc[both], theirs.loc[both]
+        assert row.n == len(both)
+        assert same_number(row.percent_agreement, pairwise_accuracy(mine, theirs))
+        with np.errstate(all="ignore"):
+            assert same_number(row.cohen_kappa, cohen_kappa(mine, theirs, weights=weights))
+
+
+def test_rater_pairs_refuses_a_rater_labelling_an_item_twice():
+    labels = pd.DataFrame({"item": ["i", "i"], "rater": ["r", "r"], "value": [1, 2]})
+
+    with pytest.raises(ValueError, match="more than once"):
+        rater_pairs(labels)
