@@ -59,54 +59,61 @@ def question_agreement(labels, question, options=Options(), reference=None):
     }
 
 
-def group_agreement(labels, groups, options=Options()):
-    """The breakdown's figures for each of disjoint groups of items (the values of one
-    metadata field), (name, item ids) in order: what `question_agreement` of the group's
-    labels gives as the humans' `n_items` and `krippendorff_alpha` and each judge's
-    `accuracy_vs_majority` (judges with labels in the group only); a group without labels
-    is left out. An item's majority and a judge's verdict
-    are the item's own, so they are found once for all the items, not once per group."""
-    members = [pd.Index(items) for _, items in groups]
-    number = pd.Series(
-        np.repeat(np.arange(len(members)), [len(m) for m in members]),
-        index=members[0].append(members[1:]) if members else pd.Index([]),
-    )
-    labelled = set(labels["item"].map(number).dropna().astype(int))
-    labels = _prepared(labels, options)
-    labels = labels.assign(group=labels["item"].map(number))
+def group_agreement(labels, fields, options=Options()):
+    """The breakdown's figures for the values of item fields: `fields` maps each field to
+    its disjoint groups of items, (name, item ids) in order, and the answer maps it to
+    (name, figures) for each group with labels, the figures being what `question_agreement`
+    of the group's labels gives as the humans' `n_items` and `krippendorff_alpha` and each
+    judge's `accuracy_vs_majority` (judges with labels in the group only). An item's
+    majority and a judge's verdict are the item's own, so they are found once for all the
+    fields and groups."""
+    item_of_label, items = pd.factorize(labels["item"])
+    labels = _prepared(labels.assign(_item=item_of_label), options)
     humans = labels[labels["kind"] == HUMAN]
-    majority = majorities(humans)
-    majority_group = majority.index.map(number)
+    majority = majorities(humans).dropna()
     judges = []
     for name, rows in sorted(labels[labels["kind"] == LLM].groupby("rater"), key=lambda g: g[0]):
         verdicts = judge_verdicts(rows)
-        judges.append((name, set(rows["group"].dropna()), verdicts, verdicts.index.map(number)))
-    out = []
-    for n, (name, _) in enumerate(groups):
-        if n not in labelled:
-            continue
-        group_humans = humans[humans["group"] == n]
-        group_majority = majority[majority_group == n]
-        accuracy = {}
-        for judge, judged_groups, verdicts, verdict_group in judges:
-            if n not in judged_groups:
+        both = verdicts.index.intersection(majority.index)
+        right = verdicts.loc[both].to_numpy() == majority.loc[both].to_numpy()
+        judges.append((name, rows["_item"].to_numpy(), items.get_indexer(both), right))
+    human_item = humans["_item"].to_numpy()
+    out = {}
+    for field, groups in fields.items():
+        group_of_item = _group_codes(items, groups)
+        labelled = set(np.unique(group_of_item[item_of_label]))
+        human_group = group_of_item[human_item]
+        judged = [
+            (name, set(np.unique(group_of_item[rows])), group_of_item[both], right)
+            for name, rows, both, right in judges
+        ]
+        out[field] = []
+        for n, (name, _) in enumerate(groups):
+            if n not in labelled:
                 continue
-            mine = verdicts[verdict_group == n]
-            with_majority = group_majority.loc[mine.index.intersection(group_majority.index)]
-            with_majority = with_majority.dropna()
-            accuracy[judge] = _mean(mine.loc[with_majority.index] == with_majority)
-        alpha = metrics.krippendorff_alpha(group_humans, level=options.level)
-        out.append(
-            (
-                name,
-                {
-                    "n_items": int(group_humans["item"].nunique()),
-                    "krippendorff_alpha": _number(alpha),
-                    "judges": accuracy,
-                },
-            )
-        )
+            group_humans = humans[human_group == n]
+            accuracy = {
+                judge: _mean(pd.Series(right[group == n]))
+                for judge, judged_groups, group, right in judged
+                if n in judged_groups
+            }
+            alpha = metrics.krippendorff_alpha(group_humans, level=options.level)
+            figures = {
+                "n_items": len(np.unique(human_item[human_group == n])),
+                "krippendorff_alpha": _number(alpha),
+                "judges": accuracy,
+            }
+            out[field].append((name, figures))
     return out
+
+
+def _group_codes(items, groups):
+    """The number of each item's group among `groups` ((name, item ids) each), -1 for none."""
+    members = [pd.Index(ids) for _, ids in groups]
+    every = members[0].append(members[1:]) if members else pd.Index([])
+    number = np.repeat(np.arange(len(members)), [len(m) for m in members])
+    position = every.get_indexer(items)
+    return np.where(position >= 0, number[position], -1)
 
 
 def human_agreement(humans, options=Options()):

@@ -260,17 +260,18 @@ def _question_report(cell, question, rows, items, options, families, reference=N
 
 def _breakdown(rows, items, options):
     """Agreement per value of each categorical metadata field."""
-    out = {}
-    unscored = Options(level=options.level, bootstrap=0)
+    fields = {}
     for column in (c for c in items.columns if c.startswith("metadata.")):
         values = items[column].dropna()
         if not 1 < values.nunique() <= BREAKDOWN_MAX_VALUES:
             continue
-        groups = [(str(v), group) for v, group in values.groupby(values).groups.items()]
-        out[column.removeprefix("metadata.")] = [
-            {"value": value, **result} for value, result in group_agreement(rows, groups, unscored)
-        ]
-    return out
+        groups = values.groupby(values).groups.items()
+        fields[column.removeprefix("metadata.")] = [(str(v), group) for v, group in groups]
+    unscored = Options(level=options.level, bootstrap=0)
+    return {
+        field: [{"value": value, **figures} for value, figures in groups]
+        for field, groups in group_agreement(rows, fields, unscored).items()
+    }
 
 
 def _rankings(labels, items, rubric, options):
