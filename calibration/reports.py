@@ -11,6 +11,7 @@ import json
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef
 from django.utils import timezone
 
@@ -46,19 +47,24 @@ def study_labels(study, items=None, rubric_version=None):
 
 def study_items(study):
     """Per item: response lengths and models of A and B, and the metadata fields."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RESPONSES_A_AND_B[connection.vendor], [study.pk])
+        responses = {(pk, key): (length, model) for pk, key, length, model in cursor.fetchall()}
     records = []
-    for ext, responses, metadata in study.items.values_list(
-        "external_id", "responses", "metadata"
-    ).iterator(chunk_size=5000):
-        by_key = {r["key"]: r for r in responses}
-        a, b = by_key.get("A", {}), by_key.get("B", {})
+    for pk, ext, metadata in (
+        study.items.order_by("position")
+        .values_list("pk", "external_id", "metadata")
+        .iterator(chunk_size=5000)
+    ):
+        len_a, model_a = responses.get((pk, "A"), (0, ""))
+        len_b, model_b = responses.get((pk, "B"), (0, ""))
         records.append(
             {
                 "item": ext,
-                "len_a": len(a.get("text", "")),
-                "len_b": len(b.get("text", "")),
-                "model_a": a.get("model", ""),
-                "model_b": b.get("model", ""),
+                "len_a": len_a or 0,
+                "len_b": len_b or 0,
+                "model_a": model_a or "",
+                "model_b": model_b or "",
                 **{f"metadata.{k}": v for k, v in metadata.items() if isinstance(v, str | int)},
             }
         )
@@ -66,6 +72,25 @@ def study_items(study):
     return pd.DataFrame.from_records(records, columns=None if records else columns).set_index(
         "item"
     )
+
+
+# Responses A and B of a study's items: (item id, key, length of the text, model). Measured
+# in the database, so that the texts, most of an item's bytes, never leave it.
+_RESPONSES_A_AND_B = {
+    "postgresql": """
+        SELECT item.id, response.key, char_length(response.text), response.model
+        FROM annotation_item item,
+            jsonb_to_recordset(item.responses) AS response(key text, text text, model text)
+        WHERE item.study_id = %s AND response.key IN ('A', 'B')
+    """,
+    "sqlite": """
+        SELECT item.id, json_extract(response.value, '$.key'),
+            length(json_extract(response.value, '$.text')),
+            json_extract(response.value, '$.model')
+        FROM annotation_item item, json_each(item.responses) AS response
+        WHERE item.study_id = %s AND json_extract(response.value, '$.key') IN ('A', 'B')
+    """,
+}
 
 
 def rater_families(study):

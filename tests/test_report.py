@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 
 from annotation.imports import import_items, import_labels
 from annotation.models import Rater, StudyMembership
-from calibration.reports import build_report, building_key, cached_report
+from calibration.reports import build_report, building_key, cached_report, study_items
 
 pytestmark = pytest.mark.django_db
 
@@ -129,6 +129,49 @@ def test_it_analyses_checklists_per_question_and_likert_as_ordinal(write):
     assert by_question["check[1]"]["judges"][0]["leniency"]["leniency"] == 1.0
     assert by_question["check[0]"]["judges"][0]["leniency"]["leniency"] == 0.0
     assert report["rankings"] is None
+
+
+def test_it_measures_responses_a_and_b_in_characters_by_key(write):
+    study = make_study(
+        slug="lengths",
+        rubric={"name": "r", "questions": [{"key": "q", "type": "likert", "scale": 5}]},
+    )
+    records = [
+        {
+            "external_id": "swapped",
+            "prompt": "p",
+            "responses": [
+                {"key": "B", "text": "été ☃𝄞", "model": "m2"},
+                {"key": "C", "text": "ignored"},
+                {"key": "A", "text": 'ab"\\\n', "model": "m1"},
+            ],
+            "metadata": {"topic": "x", "n": 3, "score": 0.5, "tags": ["t"]},
+        },
+        {
+            "external_id": "other keys",
+            "prompt": "p",
+            "responses": [{"key": "X", "text": "x"}, {"key": "Y", "text": "y"}],
+        },
+    ]
+    import_items(study, write("items.jsonl", "".join(json.dumps(r) + "\n" for r in records)))
+    items = study_items(study)
+    assert items.loc["swapped", ["len_a", "len_b", "model_a", "model_b"]].tolist() == [
+        len('ab"\\\n'),
+        len("été ☃𝄞"),
+        "m1",
+        "m2",
+    ]
+    assert items.loc["other keys", ["len_a", "len_b", "model_a", "model_b"]].tolist() == [
+        0,
+        0,
+        "",
+        "",
+    ]
+    # text and integer metadata are categories; PostgreSQL's jsonb has its own key order
+    assert {c for c in items.columns if c.startswith("metadata.")} == {
+        "metadata.topic",
+        "metadata.n",
+    }
 
 
 def test_it_writes_html_csv_and_parquet(demo, tmp_path):
