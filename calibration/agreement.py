@@ -30,6 +30,14 @@ class LabelsError(ValueError):
     """Labels that cannot be analysed as asked; the message says why."""
 
 
+class DuplicateLabels(LabelsError):
+    """A rater labelled an item more than once (a judge: in the same order)."""
+
+    def __init__(self, who, item):
+        super().__init__(f"{who} labelled item {item!r} more than once")
+        self.who, self.item = who, item
+
+
 @dataclass(frozen=True)
 class Options:
     level: str = "nominal"  # Krippendorff alpha's level of measurement
@@ -191,7 +199,7 @@ def judge_agreement(judge, humans, name, options=Options(), reference=None):
 
 def _confusion(majority, verdicts):
     """Counts of (human majority, judge verdict) pairs, rows the majority's answers."""
-    values = sorted(set(majority) | set(verdicts), key=str)
+    values = sorted(set(majority.unique()) | set(verdicts.unique()), key=str)
     table = pd.crosstab(majority, verdicts).reindex(index=values, columns=values, fill_value=0)
     return {"values": [str(v) for v in values], "counts": table.to_numpy().tolist()}
 
@@ -245,7 +253,7 @@ def _prepared(labels, options):
     if "kind" not in labels:
         labels["kind"] = HUMAN
     labels["kind"] = labels["kind"].replace("", HUMAN)
-    unknown = set(labels["kind"]) - {HUMAN, LLM}
+    unknown = set(labels["kind"].unique()) - {HUMAN, LLM}
     if unknown:
         raise LabelsError(f"kind must be 'human' or 'llm', not {sorted(unknown)[0]!r}")
     if "order" not in labels:
@@ -267,8 +275,7 @@ def _prepared(labels, options):
 def _refuse_duplicates(keys, who):
     dup = keys.duplicated()
     if dup.any():
-        item = keys.loc[dup, "item"].iloc[0]
-        raise LabelsError(f"{who} labelled item {item!r} more than once")
+        raise DuplicateLabels(who, keys.loc[dup, "item"].iloc[0])
 
 
 def unique_majority(values):

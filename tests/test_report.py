@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from annotation.imports import import_items, import_labels
 from annotation.models import Rater, StudyMembership
+from calibration.agreement import LabelsError
 from calibration.reports import build_report, building_key, cached_report, study_items
 
 pytestmark = pytest.mark.django_db
@@ -172,6 +173,20 @@ def test_it_measures_responses_a_and_b_in_characters_by_key(write):
         "metadata.topic",
         "metadata.n",
     }
+
+
+def test_it_names_the_item_a_human_labelled_twice(write):
+    study = make_study(slug="twice")
+    item = {"prompt": "p", "responses": [{"text": "a"}, {"text": "b"}]}
+    items = "".join(json.dumps({"external_id": ext, **item}) + "\n" for ext in ("i1", "i2"))
+    import_items(study, write("items.jsonl", items))
+    labels = "item,rater,kind,question,value,order\n" + "".join(
+        f"{ext},h1,human,pref,A,{order}\n"
+        for ext, order in (("i1", "AB"), ("i2", "AB"), ("i2", "BA"))
+    )
+    import_labels(study, write("labels.csv", labels))
+    with pytest.raises(LabelsError, match="a human rater labelled item 'i2' more than once"):
+        build_report(study, bootstrap=0)
 
 
 def test_it_writes_html_csv_and_parquet(demo, tmp_path):
