@@ -15,7 +15,7 @@ from annotation.models import (
     StudyMembership,
 )
 from annotation.rubrics import rubric_problems
-from annotation.signals import labels_settled
+from annotation.signals import labels_settled, labels_written
 
 
 class MembershipInline(admin.TabularInline):
@@ -137,8 +137,12 @@ class AnnotationAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
         Item.objects.filter(pk=obj.item_id).recount_labels()
+        labels_written.send(sender=Annotation, study=obj.item.study)
 
     def delete_queryset(self, request, queryset):
         items = list(queryset.values_list("item_id", flat=True).distinct())
+        studies = list(Study.objects.filter(items__in=items).distinct())
         super().delete_queryset(request, queryset)
         Item.objects.filter(pk__in=items).recount_labels()
+        for study in studies:
+            labels_written.send(sender=Annotation, study=study)

@@ -29,7 +29,7 @@ from django.utils import timezone
 from annotation import quality
 from annotation.consumers import announce_progress
 from annotation.models import Annotation, Item, Rater, Reservation, RubricVersion, Skip, Study
-from annotation.signals import labels_settled
+from annotation.signals import labels_settled, labels_written
 
 CANDIDATES = 20  # items tried per pass
 LOCKED_RETRY_SECONDS = 2.0  # how long to look again while others hold candidate items
@@ -272,6 +272,7 @@ def submit(study, user, item, answers, *, submission_id, active_seconds=None, ti
         complete = Q(human_labels__gte=study.overlap + F("extra_labels"))
         if Item.objects.filter(complete, pk=item.pk).exists():
             labels_settled.send(sender=Annotation, study=study, items=[item.pk])
+        labels_written.send(sender=Annotation, study=study)
         transaction.on_commit(lambda: announce_progress(study))
     return annotation
 

@@ -29,8 +29,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.consumers import announce_progress
-from annotation.models import Annotation, Item, Rater, Study, StudyMembership
-from annotation.signals import labels_settled
+from annotation.models import (
+    Annotation,
+    Item,
+    Rater,
+    ResponseKeys,
+    Study,
+    StudyMembership,
+)
+from annotation.signals import labels_settled, labels_written
 from annotation.spreadsheet import unescape_cell
 
 MAX_ERRORS = 50
@@ -165,6 +172,7 @@ def import_items(study, path, *, update=False, progress=None):
         result.updated += _flush_items_update(to_update)
         if result.created:
             transaction.on_commit(lambda: _analyze(Item))
+        labels_written.send(sender=Item, study=study)
         transaction.on_commit(lambda: announce_progress(study))
     return result
 
@@ -393,6 +401,7 @@ def import_labels(study, path, *, update=False, progress=None):
             result = _write_labels(study, rubric_version, staged, errors, update=update)
             errors.raise_if_any()
             labels_settled.send(sender=Annotation, study=study, items=None)
+            labels_written.send(sender=Annotation, study=study)
             transaction.on_commit(lambda: announce_progress(study))
     return result
 
@@ -504,9 +513,9 @@ def _clean_label_rows(study, rubric, batch, errors):
     """The batch's good rows, as `_StagedRows.add` takes them; the others go to `errors`."""
     names = {row["item"] for _, row in batch if not isinstance(row, FieldError)}
     items = {
-        ext: (pk, checklist, [r["key"] for r in responses])
-        for ext, pk, checklist, responses in study.items.filter(external_id__in=names).values_list(
-            "external_id", "id", "checklist", "responses"
+        ext: (pk, checklist, keys)
+        for ext, pk, checklist, keys in study.items.filter(external_id__in=names).values_list(
+            "external_id", "id", "checklist", ResponseKeys("responses")
         )
     }
     cleaned = []

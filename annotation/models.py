@@ -475,6 +475,24 @@ class ItemQuerySet(models.QuerySet):
         return self.update(human_labels=Coalesce(Subquery(labels), 0))
 
 
+class ResponseKeys(models.Func):
+    """The keys of an item's responses, in order, as a list worked out by the database: a
+    query that needs only the keys does not fetch the texts, most of an item's bytes."""
+
+    output_field = models.JSONField()
+
+    def as_postgresql(self, compiler, connection):
+        template = "jsonb_path_query_array(%(expressions)s, '$[*].key')"
+        return self.as_sql(compiler, connection, template=template)
+
+    def as_sqlite(self, compiler, connection):
+        template = (
+            "(SELECT json_group_array(json_extract(value, '$.key'))"
+            " FROM json_each(%(expressions)s))"
+        )
+        return self.as_sql(compiler, connection, template=template)
+
+
 class Item(models.Model):
     """One thing to label: a prompt with two or more model responses."""
 

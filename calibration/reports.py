@@ -11,7 +11,7 @@ import json
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Exists, Max, OuterRef
 from django.utils import timezone
 
@@ -34,6 +34,11 @@ from calibration.agreement import (
 )
 
 LABEL_TABLE_COLUMNS = ["item", "rater", "kind", "question", "value", "order", "confidence"]
+# Counting a large study's labels takes a tenth of a second, too long for every view of the
+# report page: the count is kept this long, or until a writer of labels says they changed
+# (annotation.signals.labels_written). A change no writer announces (an edit in the admin)
+# shows within this time.
+LABELS_STATE_SECONDS = 60
 BREAKDOWN_MAX_VALUES = 30  # metadata fields with more distinct values are not categories
 ANALYSED_TYPES = ("pairwise", "likert", "checklist", "binary", "categorical")
 REFERENCES = ("majority", "final")  # what judges are scored against
@@ -104,17 +109,39 @@ def rater_families(study):
 
 
 def fingerprint(study):
-    """Changes whenever a label of the study is added or replaced, or a judge's family."""
-    stats = Annotation.objects.of_study(study).aggregate(n=Count("id"), last=Max("id"))
+    """Changes whenever a label or item of the study is added or replaced, or a judge's
+    family."""
     created = study.created_at.timestamp()
+    labels = cache.get_or_set(
+        _labels_state_key(study), lambda: _labels_state(study), LABELS_STATE_SECONDS
+    )
     families = hashlib.sha256(repr(sorted(rater_families(study).items())).encode())
     # The questions analysed are the latest version's: an edit in place changes the report.
     version = study.rubric_version
     questions = hashlib.sha256(json.dumps(version.definition, sort_keys=True).encode())
     return (
-        f"{study.pk}:{created}:{study.rubric_id}:{stats['n']}:{stats['last']}:{study.items.count()}"
+        f"{study.pk}:{created}:{study.rubric_id}:{labels}"
         f":{families.hexdigest()[:16]}:{version.pk}:{questions.hexdigest()[:16]}"
     )
+
+
+def _labels_state(study):
+    """The count and last id of the study's labels, current or replaced, and its item count:
+    one of them changes with every label added or replaced."""
+    stats = Annotation.objects.of_study(study).aggregate(n=Count("id"), last=Max("id"))
+    return f"{stats['n']}:{stats['last']}:{study.items.count()}"
+
+
+def forget_labels_state(sender, study, **kwargs):
+    """annotation.signals.labels_written: the study's labels state is asked again, now (for
+    this transaction) and once it commits (for everyone)."""
+    key = _labels_state_key(study)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
+
+
+def _labels_state_key(study):
+    return f"quorum:labels-state:{study.pk}:{study.created_at.timestamp()}"
 
 
 def cached_report(study, *, bootstrap=1000, seed=0, rubric_version=None):

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Annotation
-from annotation.signals import labels_settled
+from annotation.signals import labels_settled, labels_written
 from judging import parsing, prompts
 from judging.client import JudgeClient, JudgeRequestFailed
 from judging.models import JudgeRun, PromptTemplate, Verdict
@@ -245,6 +245,7 @@ class _Runner:
             is_current=False
         )
         Annotation.objects.bulk_create(labels)
+        labels_written.send(sender=Annotation, study=self.run.study)
 
     def _annotation(self, item, order, verdicts):
         """The unsaved annotation of one unit's verdicts, or None if none fits the rubric."""

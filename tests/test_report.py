@@ -6,13 +6,17 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 
 import pandas as pd
 import pytest
 from conftest import DEMO_DIR, REPO, make_study, make_user, subprocess_env
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from annotation.assignment import next_item, submit
 from annotation.imports import import_items, import_labels
 from annotation.models import Rater, StudyMembership
 from calibration.agreement import LabelsError
@@ -266,6 +270,29 @@ def test_it_caches_the_report_until_labels_change(client, demo, write):
     )
     assert cached_report(demo) is None
     assert "judge2" in client.get("/studies/demo/report/").content.decode()
+
+
+def test_it_reports_a_label_submitted_on_the_labelling_page_at_once(client, demo):
+    client.force_login(make_user("rita", StudyMembership.Role.RESEARCHER, demo))
+    before = client.get("/studies/demo/report/?format=json").json()["questions"][0]
+    annotator = make_user("newcomer", StudyMembership.Role.ANNOTATOR, demo)
+    demo.status, demo.overlap = "open", 10  # the demo's items have their labels already
+    demo.save()
+    reservation = next_item(demo, annotator)
+    submit(demo, annotator, reservation.item, {"pref": "A"}, submission_id=uuid.uuid4())
+    after = client.get("/studies/demo/report/?format=json").json()["questions"][0]
+    assert after["humans"]["n_labels"] == before["humans"]["n_labels"] + 1
+
+
+def test_a_cached_report_is_served_without_counting_the_labels(client, demo):
+    client.force_login(make_user("rita", StudyMembership.Role.RESEARCHER, demo))
+    client.get("/studies/demo/report/")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/studies/demo/report/").status_code == 200
+    counted = [
+        q["sql"] for q in queries if "COUNT(" in q["sql"] and "annotation_annotation" in q["sql"]
+    ]
+    assert counted == []
 
 
 def test_it_escapes_names_from_imported_data(client, write):
