@@ -139,8 +139,26 @@ def label_rows(study, items=None, rubric_version=None):
     Rows follow item import order, then humans before judges, rater name, presentation order,
     and the rubric's question order.
     """
-    version = rubric_version or study.rubric_version
-    rank = {key: i for i, key in enumerate(version.parsed.keys)}
+    in_order = _cell_key((rubric_version or study.rubric_version).parsed)
+    for chunk in label_chunks(study, items, rubric_version):
+        for ext, rater, kind, order, answers, confidences, rationales in chunk:
+            cells = answers if len(answers) == 1 else sorted(answers, key=in_order)
+            for cell in cells:
+                yield (
+                    ext,
+                    rater,
+                    kind,
+                    cell,
+                    render_value(answers[cell]),
+                    order,
+                    confidences.get(cell),
+                    rationales.get(cell, ""),
+                )
+
+
+def label_chunks(study, items=None, rubric_version=None):
+    """The labels of `label_rows`, one (item, rater, kind, order, answers, confidences,
+    rationales) per label, in its order, a list of them at a time."""
     labels = Annotation.objects.of_study(study).current()
     if rubric_version is not None:
         labels = labels.filter(rubric_version=rubric_version)
@@ -168,23 +186,13 @@ def label_rows(study, items=None, rubric_version=None):
     )
     for chunk in chunks:
         decoded = [_json_list(row[column] for row in chunk) for column in (4, 5, 6)]
-        for (ext, rater, kind, order, *_), answers, confidences, rationales in zip(
-            chunk, *decoded, strict=True
-        ):
-            cells = (
-                answers if len(answers) == 1 else sorted(answers, key=lambda c: _cell_rank(c, rank))
-            )
-            for cell in cells:
-                yield (
-                    ext,
-                    rater,
-                    kind,
-                    cell,
-                    render_value(answers[cell]),
-                    order,
-                    confidences.get(cell),
-                    rationales.get(cell, ""),
-                )
+        yield [(*row[:4], *json) for row, *json in zip(chunk, *decoded, strict=True)]
+
+
+def cell_order(cells, rubric):
+    """Label cells in the rubric's question order: checklist rows by index, a strength right
+    after its pairwise answer."""
+    return sorted(cells, key=_cell_key(rubric))
 
 
 def _raw_chunks(queryset):
@@ -210,8 +218,13 @@ def _bytewise(field):
     return field  # SQLite compares text bytewise already
 
 
+def _cell_key(rubric):
+    """The sort key of `cell_order`."""
+    rank = {key: i for i, key in enumerate(rubric.keys)}
+    return lambda cell: _cell_rank(cell, rank)
+
+
 def _cell_rank(cell, rank):
-    """Rubric order; checklist rows by index, a strength right after its pairwise answer."""
     match, strength = CELL_RE.match(cell), STRENGTH_RE.match(cell)
     if match:
         key, index = match["key"], int(match["index"])

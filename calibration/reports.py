@@ -15,9 +15,10 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, Max, OuterRef
 from django.utils import timezone
 
-from annotation.exports import label_rows
+from annotation.exports import cell_order, label_chunks
 from annotation.final_labels import final_labels
 from annotation.models import Adjudication, Annotation, Rater, RoutingDecision
+from annotation.rubrics import render_value
 from annotation.spreadsheet import escape_cell
 from calibration import biases, plots, rankings
 from calibration.agreement import (
@@ -45,10 +46,27 @@ REFERENCES = ("majority", "final")  # what judges are scored against
 
 
 def study_labels(study, items=None, rubric_version=None):
-    """The study's current labels as a long table (the label CSV's columns); with `items`
-    (item ids), those items' only; with `rubric_version`, that version's only."""
-    rows = ((*row[:7],) for row in label_rows(study, items, rubric_version))
-    return pd.DataFrame.from_records(rows, columns=LABEL_TABLE_COLUMNS)
+    """The study's current labels as a long table (the label CSV's columns but the
+    rationale, in its row order); with `items` (item ids), those items' only; with
+    `rubric_version`, that version's only.
+
+    Built a column at a time from a table of the labels' answers, one column per cell: a
+    row a cell in Python was most of the time for a large study."""
+    labels = [label for chunk in label_chunks(study, items, rubric_version) for label in chunk]
+    if not labels:
+        return pd.DataFrame(columns=LABEL_TABLE_COLUMNS)
+    heads = pd.DataFrame.from_records(
+        [label[:4] for label in labels], columns=["item", "rater", "kind", "order"]
+    )
+    answers = pd.DataFrame([label[4] for label in labels], dtype=object)
+    cells = cell_order(answers.columns, (rubric_version or study.rubric_version).parsed)
+    values = answers[cells].stack().dropna()  # label by label, each in rubric order
+    confidences = pd.DataFrame([label[5] for label in labels], dtype=float)
+    table = heads.iloc[values.index.get_level_values(0)].reset_index(drop=True)
+    table.insert(3, "question", values.index.get_level_values(1))
+    table.insert(4, "value", values.map(render_value).to_numpy())
+    table["confidence"] = confidences.stack().reindex(values.index).to_numpy()
+    return table
 
 
 def study_items(study):
