@@ -12,7 +12,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, OuterRef
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation.exports import cell_order, label_chunks
@@ -35,6 +35,9 @@ from calibration.agreement import (
 )
 
 LABEL_TABLE_COLUMNS = ["item", "rater", "kind", "question", "value", "order", "confidence"]
+# The label table is built this many labels at a time, so that their decoded JSON is not all
+# in memory at once (building a table of 2.6 million rows peaked at 1,200 MB, now 508 MB).
+LABEL_TABLE_PART = 50_000
 # Counting a large study's labels takes a tenth of a second, too long for every view of the
 # report page: the count is kept this long, or until a writer of labels says they changed
 # (annotation.signals.labels_written). A change no writer announces (an edit in the admin)
@@ -48,19 +51,29 @@ REFERENCES = ("majority", "final")  # what judges are scored against
 def study_labels(study, items=None, rubric_version=None):
     """The study's current labels as a long table (the label CSV's columns but the
     rationale, in its row order); with `items` (item ids), those items' only; with
-    `rubric_version`, that version's only.
+    `rubric_version`, that version's only."""
+    rubric = (rubric_version or study.rubric_version).parsed
+    parts, labels = [], []
+    for chunk in label_chunks(study, items, rubric_version):
+        labels += chunk
+        if len(labels) >= LABEL_TABLE_PART:
+            parts.append(_label_table(labels, rubric))
+            labels = []
+    if labels or not parts:
+        parts.append(_label_table(labels, rubric))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
-    Built a column at a time from a table of the labels' answers, one column per cell: a
-    row a cell in Python was most of the time for a large study."""
-    labels = [label for chunk in label_chunks(study, items, rubric_version) for label in chunk]
+
+def _label_table(labels, rubric):
+    """The long table of some labels, built a column at a time from a table of their answers
+    with a column per cell: a row per cell in Python was most of the time for a large study."""
     if not labels:
         return pd.DataFrame(columns=LABEL_TABLE_COLUMNS)
     heads = pd.DataFrame.from_records(
         [label[:4] for label in labels], columns=["item", "rater", "kind", "order"]
     )
     answers = pd.DataFrame([label[4] for label in labels], dtype=object)
-    cells = cell_order(answers.columns, (rubric_version or study.rubric_version).parsed)
-    values = answers[cells].stack().dropna()  # label by label, each in rubric order
+    values = answers[cell_order(answers.columns, rubric)].stack().dropna()  # in label order
     confidences = pd.DataFrame([label[5] for label in labels], dtype=float)
     table = heads.iloc[values.index.get_level_values(0)].reset_index(drop=True)
     table.insert(3, "question", values.index.get_level_values(1))
@@ -118,21 +131,18 @@ _RESPONSES_A_AND_B = {
 
 
 def rater_families(study):
-    """{rater name: model family} of the study's LLM raters that have one. Asked per judge
-    (there are few), so that no query walks the study's labels: the report page asks this
-    on every view, for the cache key."""
-    labelled = Annotation.objects.filter(rater=OuterRef("pk"), item__study=study)
-    raters = Rater.objects.filter(kind=Rater.Kind.LLM).exclude(family="").filter(Exists(labelled))
-    return dict(raters.values_list("name", "family"))
+    """{rater name: model family} of the study's LLM raters that have one: which raters
+    labelled the study is known from its labels state, their families are asked each time
+    (a family edited shows at once)."""
+    judges = Rater.objects.filter(pk__in=_labels_state(study)["judges"]).exclude(family="")
+    return dict(judges.values_list("name", "family"))
 
 
 def fingerprint(study):
     """Changes whenever a label or item of the study is added or replaced, or a judge's
     family."""
     created = study.created_at.timestamp()
-    labels = cache.get_or_set(
-        _labels_state_key(study), lambda: _labels_state(study), LABELS_STATE_SECONDS
-    )
+    labels = _labels_state(study)["counts"]
     families = hashlib.sha256(repr(sorted(rater_families(study).items())).encode())
     # The questions analysed are the latest version's: an edit in place changes the report.
     version = study.rubric_version
@@ -144,10 +154,21 @@ def fingerprint(study):
 
 
 def _labels_state(study):
-    """The count and last id of the study's labels, current or replaced, and its item count:
-    one of them changes with every label added or replaced."""
-    stats = Annotation.objects.of_study(study).aggregate(n=Count("id"), last=Max("id"))
-    return f"{stats['n']}:{stats['last']}:{study.items.count()}"
+    """What the study's labels are now, from the cache (see LABELS_STATE_SECONDS): "counts",
+    the count and last id of its labels, current or replaced, and its item count (one of
+    them changes with every label added or replaced), and "judges", the LLM raters that
+    labelled it (ids)."""
+
+    def asked():
+        labels = Annotation.objects.of_study(study)
+        stats = labels.aggregate(n=Count("id"), last=Max("id"))
+        judges = labels.filter(rater__kind=Rater.Kind.LLM).values_list("rater", flat=True)
+        return {
+            "counts": f"{stats['n']}:{stats['last']}:{study.items.count()}",
+            "judges": sorted(set(judges.distinct())),
+        }
+
+    return cache.get_or_set(_labels_state_key(study), asked, LABELS_STATE_SECONDS)
 
 
 def forget_labels_state(sender, study, **kwargs):
