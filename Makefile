@@ -66,6 +66,8 @@ bench: install-test
 	# load), then the same crowd without pauses on 300 items (the server's capacity).
 	$(PY) tests/bench/bench_annotators.py --think 20
 	$(PY) tests/bench/bench_annotators.py --think 0 --items 300
+	# Per request: 1, 8 and 32 annotators in a closed loop, 300 answers each, 2 web workers.
+	$(PY) tests/bench/bench_annotators.py --closed-loop 1,8,32
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -642,10 +642,16 @@ class _StagedRows:
 
     def add(self, rows):
         """Rows as (line, item name, item id, kind, rater, order, cell, value, confidence,
-        rationale); values of any JSON type."""
+        rationale); a value is text, an integer or a list of texts (choices), which SQLite
+        keeps as JSON bytes: the others it keeps as they are, with no JSON to read back."""
         self.db.executemany(
             f"INSERT INTO row VALUES ({', '.join('?' * 10)})",
-            [(*row[:7], json.dumps(row[7]), *row[8:]) for row in rows],
+            [
+                (*row[:7], json.dumps(row[7]).encode(), *row[8:])
+                if isinstance(row[7], list)
+                else row
+                for row in rows
+            ],
         )
         self.count += len(rows)
 
@@ -691,7 +697,7 @@ class _StagedRows:
                 if cell in lines:
                     continue
                 lines[cell] = line
-                answers[cell] = json.loads(value)
+                answers[cell] = json.loads(value) if isinstance(value, bytes) else value
                 if confidence is not None:
                     confidences[cell] = confidence
                 if rationale:

@@ -41,9 +41,18 @@ the session and CSRF cookies travel over plain HTTP. DB_CONN_MAX_AGE is 0 unless
 under ASGI Django runs each request in a thread of its own, so a kept connection is never
 used again, and with 60 the server soon fails with "too many clients" from PostgreSQL.
 
+--closed-loop 1,8,32 measures the server's speed per request instead (issue 19): for each
+number of annotators in the list, a fresh database and server (so each worker's peak RSS is
+that run's), and that many annotators looping next item -> answer with no pause, each for
+--answers answers or until the study is done. It prints, per run, the next-item GET and the
+answer+next cycle (the POST and the GET it redirects to, as the browser sees one click),
+answers/s, each web worker's peak RSS and the invariant check, then the issue's targets
+beside the figures. The server has 2 workers there, as in the issue's figures.
+
     .venv/bin/python tests/bench/bench_annotators.py                 # 200 annotators, 2,000 items
     .venv/bin/python tests/bench/bench_annotators.py --annotators 20 --items 200   # a quick check
     .venv/bin/python tests/bench/bench_annotators.py --think 2       # pause ~2 s before each submit
+    .venv/bin/python tests/bench/bench_annotators.py --closed-loop 1,8,32   # issue 19's figures
 """
 
 import argparse
@@ -82,6 +91,12 @@ REPO = Path(__file__).resolve().parents[2]
 SLUG = "bench-annotators"
 OVERLAP = 3
 TARGET_P95_MS = 100
+# The closed loop's targets (issue 19, 2 workers on 2 cores): next-item GET p95 by concurrency,
+# answers/s at a concurrency, peak RSS of each web worker.
+CLOSED_LOOP_NEXT_P95_MS = {1: 15, 8: 100}
+CLOSED_LOOP_ANSWERS_PER_S = {32: 100}
+CLOSED_LOOP_WORKER_RSS_MB = 150
+CLOSED_LOOP_SERVER_WORKERS = 2
 HTTP_TIMEOUT = 300  # seconds; a saturated server queues requests, which is a figure, not an error
 SERVER_START_TIMEOUT = 60
 KEEP_ALIVE_SECONDS = 75  # as nginx in front would keep them, longer than an annotator's pause
@@ -115,10 +130,9 @@ def main():
     parser.add_argument(
         "--server-workers",
         type=int,
-        default=4,
         help="uvicorn worker processes (default 4, as the README's Procfile: a process runs "
         "Python on one core at a time, so two per core keep both busy while some requests "
-        "wait on PostgreSQL)",
+        f"wait on PostgreSQL; {CLOSED_LOOP_SERVER_WORKERS} with --closed-loop, as issue 19)",
     )
     parser.add_argument(
         "--conn-max-age",
@@ -133,14 +147,43 @@ def main():
         default=0.0,
         help="mean seconds an annotator spends on an item before submitting (default 0: none)",
     )
+    parser.add_argument(
+        "--closed-loop",
+        type=concurrencies,
+        metavar="C,C,...",
+        help="for each number of annotators, a fresh study labelled in a closed loop (no "
+        "pauses), reported against issue 19's targets; e.g. 1,8,32",
+    )
+    parser.add_argument(
+        "--answers",
+        type=int,
+        default=300,
+        help="with --closed-loop, answers each annotator gives before stopping (default 300; "
+        "fewer when the study is done first)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.server_workers is None:
+        args.server_workers = CLOSED_LOOP_SERVER_WORKERS if args.closed_loop else 4
     if args.phase:
         run_phase(args.phase, args.items, args.path)
+    elif args.closed_loop:
+        sys.exit(run_closed_loop(args))
     else:
         sys.exit(run_bench(args))
+
+
+def concurrencies(text):
+    """`1,8,32`: the numbers of annotators of the closed loop's runs."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not numbers separated by commas: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"each count must be at least 1: {text!r}")
+    return counts
 
 
 # The parent: database, server, annotators, report ----------------------------------------
@@ -148,41 +191,66 @@ def main():
 
 def run_bench(args):
     server = os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER)
-    db_name = f"quorum_bench_annotators_{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="quorum-bench-annotators-"))
     try:
         print(f"Generating {args.items:,} items in {work} ...")
         generate(work, args.items)
-        create_database(server, db_name)
-        try:
-            env = server_env(server, db_name, work, args.conn_max_age)
-            print(f"Migrating the throwaway database {db_name} and importing the items ...")
-            setup = run_child(env, "setup", args.items, str(work / "items.jsonl"))
-            port = free_port()
-            print(
-                f"Starting uvicorn --workers {args.server_workers} on 127.0.0.1:{port} ...",
-                flush=True,
-            )
-            with Server(env, port, args.server_workers, work / "server.log") as uvicorn:
-                print(f"{args.annotators} annotators labelling ...", flush=True)
-                run = asyncio.run(
-                    annotate_all(
-                        f"http://127.0.0.1:{port}",
-                        setup["join_token"],
-                        args.annotators,
-                        args.think,
-                        args.seed,
-                        uvicorn,
-                    )
-                )
-            acks = work / "acks.json"
-            acks.write_text(json.dumps(run.acks))
-            checks = run_child(env, "check", args.items, str(acks))
-        finally:
-            drop_database(server, db_name)
+        setup, run, checks = label_study(args, server, work, args.annotators)
         return report(args, server, setup, run, checks)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run_closed_loop(args):
+    server = os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER)
+    work = Path(tempfile.mkdtemp(prefix="quorum-bench-annotators-"))
+    try:
+        print(f"Generating {args.items:,} items in {work} ...")
+        generate(work, args.items)
+        results = {}
+        for count in args.closed_loop:
+            print(f"\nClosed loop, {count} annotator(s):")
+            results[count] = label_study(args, server, work, count, max_answers=args.answers)
+        return closed_loop_report(args, server, results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def label_study(args, server, work, n_annotators, max_answers=None):
+    """(setup, run, checks) of one study in a throwaway database, labelled by the annotators
+    through a fresh server; each gives up to `max_answers` answers (None: until the study is
+    done)."""
+    db_name = f"quorum_bench_annotators_{os.getpid()}_{n_annotators}"
+    create_database(server, db_name)
+    try:
+        env = server_env(server, db_name, work, args.conn_max_age)
+        print(f"Migrating the throwaway database {db_name} and importing the items ...")
+        setup = run_child(env, "setup", args.items, str(work / "items.jsonl"))
+        port = free_port()
+        print(
+            f"Starting uvicorn --workers {args.server_workers} on 127.0.0.1:{port} ...",
+            flush=True,
+        )
+        with Server(env, port, args.server_workers, work / "server.log") as uvicorn:
+            print(f"{n_annotators} annotators labelling ...", flush=True)
+            run = asyncio.run(
+                annotate_all(
+                    f"http://127.0.0.1:{port}",
+                    setup["join_token"],
+                    n_annotators,
+                    args.think,
+                    args.seed,
+                    uvicorn,
+                    max_answers,
+                )
+            )
+            run.worker_peak_rss = uvicorn.worker_peak_rss()
+        acks = work / "acks.json"
+        acks.write_text(json.dumps(run.acks))
+        checks = run_child(env, "check", args.items, str(acks))
+    finally:
+        drop_database(server, db_name)
+    return setup, run, checks
 
 
 def server_env(server, db_name, work, conn_max_age):
@@ -280,6 +348,22 @@ class Server:
         """User and system CPU time of uvicorn and its worker processes so far."""
         return sum(process_cpu_seconds(pid) for pid in [self.proc.pid, *children(self.proc.pid)])
 
+    def worker_pids(self):
+        """The worker processes: the supervisor's children that multiprocessing spawned, not
+        its resource tracker."""
+        return [
+            pid
+            for pid in children(self.proc.pid)
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+
+    def worker_cpu_seconds(self):
+        return [process_cpu_seconds(pid) for pid in self.worker_pids()]
+
+    def worker_peak_rss(self):
+        """Peak resident memory (VmHWM, bytes) of each worker process since it started."""
+        return [process_peak_rss(pid) for pid in self.worker_pids()]
+
 
 def children(pid):
     found = []
@@ -295,6 +379,15 @@ def process_cpu_seconds(pid):
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def process_peak_rss(pid):
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    kilobytes = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return int(kilobytes[1]) * 1024 if kilobytes else 0
 
 
 def machine_busy_seconds():
@@ -316,24 +409,38 @@ class UnexpectedReply(Exception):
 class Run:
     next_seconds: list = field(default_factory=list)
     submit_seconds: list = field(default_factory=list)
+    cycle_seconds: list = field(default_factory=list)  # a submit and the GET it redirects to
     acks: list = field(default_factory=list)  # [worker, item, submission_id]
     repeats: int = 0  # an item shown again to an annotator who had submitted it
     retries: int = 0  # requests sent again after a transport error
     errors: list = field(default_factory=list)
+    stopped_at_answers: int = 0  # annotators who gave all their answers before the study's end
+    worker_peak_rss: list = field(default_factory=list)  # bytes, one per web worker
+    worker_cpu_seconds: list = field(default_factory=list)  # over the run, one per web worker
     wall_seconds: float = 0.0
     client_cpu_seconds: float = 0.0
     server_cpu_seconds: float = 0.0
     machine_cpu_seconds: float = 0.0
 
 
-async def annotate_all(base_url, token, n_annotators, think, seed, server):
+async def annotate_all(base_url, token, n_annotators, think, seed, server, max_answers=None):
     run = Run()
     tls = ssl.create_default_context()  # unused on plain HTTP; made once, not per client
     cpu, server_cpu, machine = time.process_time(), server.cpu_seconds(), machine_busy_seconds()
+    worker_cpu = server.worker_cpu_seconds()
     started = time.perf_counter()
     results = await asyncio.gather(
         *(
-            annotator(base_url, token, f"w{n}", think, random.Random(seed * 100_003 + n), tls, run)
+            annotator(
+                base_url,
+                token,
+                f"w{n}",
+                think,
+                max_answers,
+                random.Random(seed * 100_003 + n),
+                tls,
+                run,
+            )
             for n in range(1, n_annotators + 1)
         ),
         return_exceptions=True,
@@ -341,16 +448,20 @@ async def annotate_all(base_url, token, n_annotators, think, seed, server):
     run.wall_seconds = time.perf_counter() - started
     run.client_cpu_seconds = time.process_time() - cpu
     run.server_cpu_seconds = server.cpu_seconds() - server_cpu
+    worker_cpu = zip(server.worker_cpu_seconds(), worker_cpu, strict=True)
+    run.worker_cpu_seconds = [after - before for after, before in worker_cpu]
     run.machine_cpu_seconds = machine_busy_seconds() - machine
     run.errors = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
     return run
 
 
-async def annotator(base_url, token, worker, think, rng, tls, run):
-    """One crowd worker: join, then next item -> submit until the study sends them to done."""
+async def annotator(base_url, token, worker, think, max_answers, rng, tls, run):
+    """One crowd worker: join, then next item -> submit until the study sends them to done,
+    or until they have given `max_answers` answers (None: no limit)."""
     label = f"/s/{SLUG}/label/"
     done = f"/s/{SLUG}/done/"
     submitted = set()
+    given, submit_started = 0, None  # answers acknowledged; when the last was sent
     if think:
         await asyncio.sleep(rng.uniform(0, think))
     async with httpx.AsyncClient(base_url=base_url, timeout=HTTP_TIMEOUT, verify=tls) as client:
@@ -361,7 +472,12 @@ async def annotator(base_url, token, worker, think, rng, tls, run):
             started = time.perf_counter()
             reply = await send(client, run, "GET", label)
             run.next_seconds.append(time.perf_counter() - started)
+            if submit_started is not None:
+                run.cycle_seconds.append(time.perf_counter() - submit_started)
             if reply.status_code == 302 and reply.headers["location"] == done:
+                return
+            if max_answers is not None and given >= max_answers:
+                run.stopped_at_answers += 1
                 return
             if reply.status_code != 200:
                 raise UnexpectedReply(f"{worker}: {what_went_wrong(reply)}")
@@ -375,7 +491,7 @@ async def annotator(base_url, token, worker, think, rng, tls, run):
             for name, value in CHOICE_RE.findall(reply.text):
                 choices[name].append(html.unescape(value))
             answers = {name: rng.choice(values) for name, values in choices.items()}
-            started = time.perf_counter()
+            started = submit_started = time.perf_counter()
             reply = await send(
                 client,
                 run,
@@ -391,6 +507,7 @@ async def annotator(base_url, token, worker, think, rng, tls, run):
             run.submit_seconds.append(time.perf_counter() - started)
             expect_redirect(reply, label, worker)
             submitted.add(form["item"])
+            given += 1
             run.acks.append([worker, form["item"], form["submission_id"]])
 
 
@@ -483,15 +600,9 @@ def report(args, server, setup, run, checks):
             f"{args.annotators / (requests / seconds) * 1000:,.0f} ms; try --think)"
         )
     print()
-    violations = {
-        f"item over {OVERLAP} current human labels": checks["over_k"],
-        "annotator with 2 labels on one item": checks["repeated_in_db"],
-        "item shown again after its submission": run.repeats,
-        "acknowledged submission not stored": checks["lost"],
-        f"item short of {OVERLAP} labels at the end": checks["short"],
-    }
+    found = violations(run, checks)
     print(f"{'violation':<44}{'count':>7}")
-    for name, count in violations.items():
+    for name, count in found.items():
         print(f"{name:<44}{count:>7}   {'PASS' if count == 0 else 'FAIL'}")
     print(
         f"(current human labels {checks['labels']:,} of {args.items * OVERLAP:,}; "
@@ -506,7 +617,118 @@ def report(args, server, setup, run, checks):
         )
         for error in sorted(set(run.errors))[:10]:
             print(f"  {error}")
-    return 1 if run.errors or any(violations.values()) else 0
+    return 1 if run.errors or any(found.values()) else 0
+
+
+def violations(run, checks):
+    """The assignment engine's invariants broken in the run, by name; items left short count
+    only when the annotators labelled until the study was done."""
+    found = {
+        f"item over {OVERLAP} current human labels": checks["over_k"],
+        "annotator with 2 labels on one item": checks["repeated_in_db"],
+        "item shown again after its submission": run.repeats,
+        "acknowledged submission not stored": checks["lost"],
+    }
+    if not run.stopped_at_answers:
+        found[f"item short of {OVERLAP} labels at the end"] = checks["short"]
+    return found
+
+
+def closed_loop_report(args, server, results):
+    """One row per number of annotators, then issue 19's targets beside the figures."""
+    host = urlsplit(server).hostname
+    version = next(iter(results.values()))[0]["server_version"]
+    print()
+    print(
+        f"Quorum closed loop: {args.items:,} pairwise items, overlap {OVERLAP}, a fresh "
+        f"database and server per row; each annotator: next item -> answer, no pause, up to "
+        f"{args.answers} answers"
+    )
+    print(
+        f"PostgreSQL {version} on {host}, Python {sys.version.split()[0]}, {os.cpu_count()} "
+        f"CPUs; uvicorn --workers {args.server_workers}, DEBUG=0, Redis, "
+        f"DB_CONN_MAX_AGE={args.conn_max_age}"
+    )
+    print()
+    print(
+        f"{'c':>4}{'answers':>8}{'next GET':>10}{'p95':>7}{'answer+next':>13}{'p95':>7}"
+        f"{'answers/s':>11}{'CPU: server':>13}{'PG+rest':>9}{'client':>8}"
+        f"{'worker peak RSS':>18}{'violations':>12}"
+    )
+    for count, (_, run, checks) in results.items():
+        closed_loop_row(count, run, checks)
+    print(
+        "(p50 and p95 in ms as the client saw them; answer+next is the POST and the GET it "
+        "redirects to, one click in a browser; CPU in ms per answer over the run: uvicorn and "
+        "its workers, the rest of the machine (PostgreSQL, Redis, the kernel), this load "
+        "generator)"
+    )
+    print()
+    print(f"{'target':<40}{'figure':>12}")
+    for count, limit in CLOSED_LOOP_NEXT_P95_MS.items():
+        p95 = percentile(results[count][1].next_seconds, 95) * 1000 if count in results else None
+        target_row(f"next-item GET p95 <= {limit} ms at c={count}", p95, "ms", at_most=limit)
+    for count, rate in CLOSED_LOOP_ANSWERS_PER_S.items():
+        run = results[count][1] if count in results else None
+        per_second = len(run.acks) / run.wall_seconds if run else None
+        target_row(f"answers/s >= {rate} at c={count}", per_second, "/s", at_least=rate)
+    largest = max(mb(n) for _, run, _ in results.values() for n in run.worker_peak_rss)
+    limit = CLOSED_LOOP_WORKER_RSS_MB
+    target_row(f"web worker peak RSS <= {limit} MB", largest, "MB", at_most=limit)
+    broken = sum(sum(violations(run, checks).values()) for _, run, checks in results.values())
+    target_row("invariant violations = 0", broken, "", at_most=0)
+    print()
+
+    failed = False
+    for count, (_, run, checks) in results.items():
+        found = {name: n for name, n in violations(run, checks).items() if n}
+        print(
+            f"c={count}: current human labels {checks['labels']:,}, annotators stopped at "
+            f"{args.answers} answers {run.stopped_at_answers}, reservations left "
+            f"{checks['reservations']}, requests sent again {run.retries}, CPU seconds per "
+            f"worker {', '.join(f'{seconds:.1f}' for seconds in run.worker_cpu_seconds)}"
+            + "".join(f"; {name}: {n} FAIL" for name, n in found.items())
+        )
+        for error in sorted(set(run.errors))[:10]:
+            print(f"  stopped on an error: {error}")
+        failed = failed or bool(found or run.errors)
+    return 1 if failed else 0
+
+
+def closed_loop_row(count, run, checks):
+    answers = len(run.acks)
+    next_p50, next_p95, cycle_p50, cycle_p95 = (
+        percentile(seconds, p) * 1000
+        for seconds in (run.next_seconds, run.cycle_seconds)
+        for p in (50, 95)
+    )
+    rest_seconds = run.machine_cpu_seconds - run.server_cpu_seconds - run.client_cpu_seconds
+    server, rest, client = (
+        seconds / max(answers, 1) * 1000
+        for seconds in (run.server_cpu_seconds, rest_seconds, run.client_cpu_seconds)
+    )
+    rss = ", ".join(f"{mb(n):.0f}" for n in run.worker_peak_rss) + " MB"
+    broken = sum(violations(run, checks).values())
+    print(
+        f"{count:>4}{answers:>8,}{next_p50:>10.1f}{next_p95:>7.1f}{cycle_p50:>13.1f}"
+        f"{cycle_p95:>7.1f}{answers / run.wall_seconds:>11.1f}"
+        f"{server:>13.1f}{rest:>9.1f}{client:>8.1f}{rss:>18}{broken:>12}"
+    )
+
+
+def target_row(name, figure, unit, *, at_most=None, at_least=None):
+    """A target and its figure with PASS/MISS; a figure of None was not measured (its
+    concurrency was not in the list)."""
+    if figure is None:
+        print(f"{name:<40}{'not run':>12}")
+        return
+    met = figure <= at_most if at_most is not None else figure >= at_least
+    shown = f"{figure:>9,}" if isinstance(figure, int) else f"{figure:>9,.1f}"
+    print(f"{name:<40}{shown} {unit:<3}  {'PASS' if met else 'MISS'}")
+
+
+def mb(n_bytes):
+    return n_bytes / 2**20
 
 
 def latency_row(name, seconds, mark):
