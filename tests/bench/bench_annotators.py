@@ -35,7 +35,9 @@ is sent again once, as a browser does; a submit is safe to repeat because of its
 The retries are counted in the report.
 
 The server runs as in production (DEBUG=0, static files collected, Redis for the cache and the
-channel layer: BENCH_REDIS_URL, default the local server), except that SECURE_COOKIES=0 lets
+channel layer: BENCH_REDIS_URL, default database 14 of the local server, so that the tasks
+the labels queue, which no worker runs here, are never handed to a test run's worker on
+database 0), except that SECURE_COOKIES=0 lets
 the session and CSRF cookies travel over plain HTTP. DB_CONN_MAX_AGE is 0 unless
 --conn-max-age says otherwise, so connections come from the server's pool (DB_POOL_SIZE):
 under ASGI Django runs each request in a thread of its own, so a kept connection is never
@@ -261,7 +263,7 @@ def server_env(server, db_name, work, conn_max_age):
         DJANGO_SETTINGS_MODULE="quorum.settings",
         DEBUG="0",  # as in production; cookies over plain HTTP, though
         SECURE_COOKIES="0",
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
         DB_CONN_MAX_AGE=str(conn_max_age),
         SECRET_KEY="bench-only",
         QUORUM_VAR_DIR=str(work / "var"),
