@@ -7,7 +7,7 @@ class CalibrationConfig(AppConfig):
 
     def ready(self):
         from annotation.signals import labels_settled, labels_written
-        from calibration.reports import forget_labels_state
+        from calibration.report_cache import forget_labels_state
         from calibration.tasks import route_on_commit
 
         labels_settled.connect(route_on_commit, dispatch_uid="calibration.route_on_commit")

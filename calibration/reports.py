@@ -2,25 +2,19 @@
 
 The Django side of calibration: it turns a study's labels and items into the tables that the
 pure modules (`agreement`, `biases`, `rankings`, `metrics`) take, and assembles their
-answers into one JSON-ready dict. Reports are cached until the study's labels change.
+answers into one JSON-ready dict. Reports are cached until the study's labels change
+(`calibration.report_cache`).
 """
 
-import hashlib
-import json
-
 import pandas as pd
-from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db import connection
 from django.utils import timezone
 
 from annotation.exports import cell_order, label_chunks
 from annotation.final_labels import final_labels
-from annotation.models import Adjudication, Annotation, Rater, RoutingDecision
 from annotation.rubrics import render_value
 from annotation.spreadsheet import escape_cell
-from calibration import biases, plots, rankings
+from calibration import biases, plots, rankings, report_cache
 from calibration.agreement import (
     HUMAN,
     LLM,
@@ -38,11 +32,6 @@ LABEL_TABLE_COLUMNS = ["item", "rater", "kind", "question", "value", "order", "c
 # The label table is built this many labels at a time, so that their decoded JSON is not all
 # in memory at once (building a table of 2.6 million rows peaked at 1,200 MB, now 508 MB).
 LABEL_TABLE_PART = 50_000
-# Counting a large study's labels takes a tenth of a second, too long for every view of the
-# report page: the count is kept this long, or until a writer of labels says they changed
-# (annotation.signals.labels_written). A change no writer announces (an edit in the admin)
-# shows within this time.
-LABELS_STATE_SECONDS = 60
 BREAKDOWN_MAX_VALUES = 30  # metadata fields with more distinct values are not categories
 ANALYSED_TYPES = ("pairwise", "likert", "checklist", "binary", "categorical")
 REFERENCES = ("majority", "final")  # what judges are scored against
@@ -130,64 +119,6 @@ _RESPONSES_A_AND_B = {
 }
 
 
-def rater_families(study):
-    """{rater name: model family} of the study's LLM raters that have one: which raters
-    labelled the study is known from its labels state, their families are asked each time
-    (a family edited shows at once)."""
-    judges = Rater.objects.filter(pk__in=_labels_state(study)["judges"]).exclude(family="")
-    return dict(judges.values_list("name", "family"))
-
-
-def fingerprint(study):
-    """Changes whenever a label or item of the study is added or replaced, or a judge's
-    family."""
-    created = study.created_at.timestamp()
-    labels = _labels_state(study)["counts"]
-    families = hashlib.sha256(repr(sorted(rater_families(study).items())).encode())
-    # The questions analysed are the latest version's: an edit in place changes the report.
-    version = study.rubric_version
-    questions = hashlib.sha256(json.dumps(version.definition, sort_keys=True).encode())
-    return (
-        f"{study.pk}:{created}:{study.rubric_id}:{labels}"
-        f":{families.hexdigest()[:16]}:{version.pk}:{questions.hexdigest()[:16]}"
-    )
-
-
-def _labels_state(study):
-    """What the study's labels are now, from the cache (see LABELS_STATE_SECONDS): "counts",
-    the count and last id of its labels, current or replaced, and its item count (one of
-    them changes with every label added or replaced), and "judges", the LLM raters that
-    labelled it (ids)."""
-
-    def asked():
-        labels = Annotation.objects.of_study(study)
-        stats = labels.aggregate(n=Count("id"), last=Max("id"))
-        judges = labels.filter(rater__kind=Rater.Kind.LLM).values_list("rater", flat=True)
-        return {
-            "counts": f"{stats['n']}:{stats['last']}:{study.items.count()}",
-            "judges": sorted(set(judges.distinct())),
-        }
-
-    return cache.get_or_set(_labels_state_key(study), asked, LABELS_STATE_SECONDS)
-
-
-def forget_labels_state(sender, study, **kwargs):
-    """annotation.signals.labels_written: the study's labels state is asked again, now (for
-    this transaction) and once it commits (for everyone)."""
-    key = _labels_state_key(study)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
-
-
-def _labels_state_key(study):
-    return f"quorum:labels-state:{study.pk}:{study.created_at.timestamp()}"
-
-
-def cached_report(study, *, bootstrap=1000, seed=0, rubric_version=None):
-    """The report and its plots ({"report", "plots"}) from the cache, or None."""
-    return cache.get(_cache_key(study, bootstrap, seed, rubric_version=rubric_version))
-
-
 def study_final_labels(study):
     """The study's final labels as a table: item, question, value (None when unresolved)."""
     rows = ((r.item, r.question, r.value or None) for r in final_labels(study))
@@ -205,8 +136,8 @@ def build_report(
     With `rubric_version`, only the labels written against that version are analysed, with
     its questions (the report split by version; "rubric_version" in the report says which).
     """
-    key = _cache_key(study, bootstrap, seed, reference, rubric_version)
-    families = {**rater_families(study), **(families or {})}
+    keys = report_cache.keys(study, bootstrap, seed, reference, rubric_version)
+    families = {**report_cache.rater_families(study), **(families or {})}
     report = report_for(
         study_labels(study, rubric_version=rubric_version),
         study_items(study),
@@ -219,26 +150,8 @@ def build_report(
     if rubric_version is not None:
         report["rubric_version"] = rubric_version.number
     entry = {"report": report, "plots": plots_for(report), "built_at": timezone.now()}
-    cache.set(key, entry, timeout=None)
-    cache.set(_latest_key(study, bootstrap, seed, reference, rubric_version), entry, timeout=None)
+    report_cache.store(keys, entry)
     return entry
-
-
-def latest_report(study, *, bootstrap=1000, seed=0, rubric_version=None):
-    """The last report built of the study, whether or not labels changed since: the page
-    shows it, with its age, while a worker builds the next one."""
-    return cache.get(_latest_key(study, bootstrap, seed, rubric_version=rubric_version))
-
-
-def building_key(study, rubric_version=None):
-    """Set while a worker builds the study's report, so that it is queued only once."""
-    return _cache_key(study, 1000, 0, rubric_version=rubric_version) + ":building"
-
-
-def is_large(study):
-    """Large studies get their report built by a worker while the page shows progress."""
-    labels = Annotation.objects.of_study(study).current().count()
-    return labels > settings.REPORT_IN_BACKGROUND_ABOVE
 
 
 def plots_for(report):
@@ -254,26 +167,6 @@ def plots_for(report):
     if report["rankings"] and report["rankings"]["humans"]:
         out["rankings"] = plots.ranking_plot(report["rankings"])
     return out
-
-
-def _latest_key(study, bootstrap, seed, reference="majority", rubric_version=None):
-    version = rubric_version.number if rubric_version else ""
-    created = study.created_at.timestamp()  # not a deleted study's of the same id
-    return f"quorum:report-latest:{study.pk}:{created}:{bootstrap}:{seed}:{reference}:{version}"
-
-
-def _cache_key(study, bootstrap, seed, reference="majority", rubric_version=None):
-    key = f"quorum:report:{fingerprint(study)}:{bootstrap}:{seed}"
-    if rubric_version is not None:
-        key += f":v{rubric_version.number}"
-    if reference == "final":  # final labels change with every decision and gold answer too
-        decisions = Adjudication.objects.filter(item__study=study).aggregate(n=Max("id"))["n"]
-        routing = RoutingDecision.objects.filter(item__study=study).aggregate(n=Max("id"))["n"]
-        gold = hashlib.sha256(
-            repr(list(study.items.filter(is_gold=True).values_list("pk", "gold_answers"))).encode()
-        ).hexdigest()[:16]
-        key += f":final:{decisions}:{routing}:{gold}"
-    return key
 
 
 def report_for(labels, items, rubric, *, slug, options=None, families=None, reference=None):

@@ -1,18 +1,23 @@
-"""Background work of calibration, run by `celery worker`."""
+"""Background work of calibration, run by `celery worker`.
+
+The web process imports this module to queue the work, so what does the work (pandas and
+the rest) is imported when a task runs, not here (see `calibration.report_cache`).
+"""
 
 from celery import shared_task
 from django.core.cache import cache
 from django.db import transaction
 
 from annotation.models import Study
-from calibration import queueing
-from calibration.reports import build_report, building_key
+from calibration.report_cache import building_key
 
 
 @shared_task
 def build_study_report(study_id, rubric_version=None):
     """Build and cache a study's report (of one rubric version's labels, given its number);
     running it twice only rebuilds the same entry."""
+    from calibration.reports import build_report
+
     study = Study.objects.get(pk=study_id)
     version = study.rubric.versions.get(number=rubric_version) if rubric_version else None
     try:
@@ -33,6 +38,8 @@ def start_building(study, rubric_version=None):
 def route_items(study_id, slug, items=None):
     """Route a study's items (ids, or None: all) by its rules. The slug guards against a
     message that outlived its study and names another study of the same id."""
+    from calibration import queueing
+
     study = Study.objects.filter(pk=study_id, slug=slug).select_related("rubric").first()
     if study is not None:
         queueing.route(study, items=items)

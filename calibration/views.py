@@ -7,14 +7,7 @@ from django.utils import timezone
 
 from annotation.access import get_study_for
 from annotation.models import StudyMembership
-from calibration.reports import (
-    build_report,
-    cached_report,
-    is_large,
-    latest_report,
-    report_csv,
-    report_table,
-)
+from calibration.report_cache import cached_report, is_large, latest_report
 from calibration.tasks import start_building
 
 DOWNLOADS = {
@@ -42,6 +35,8 @@ def report(request, slug):
         if entry is None:
             return render(request, "calibration/building.html", {"study": study}, status=202)
     elif entry is None:
+        from calibration.reports import build_report  # pandas and all: only to build one
+
         entry = build_report(study, rubric_version=version)
     fmt = request.GET.get("format", "html")
     if fmt == "json":
@@ -69,6 +64,8 @@ def _age(entry):
 
 
 def _download(report, slug, fmt):
+    from calibration.reports import report_csv, report_table
+
     content_type, extension = DOWNLOADS[fmt]
     if fmt == "csv":
         body = report_csv(report)

@@ -20,7 +20,8 @@ from annotation.assignment import next_item, submit
 from annotation.imports import import_items, import_labels
 from annotation.models import Rater, StudyMembership
 from calibration.agreement import LabelsError
-from calibration.reports import build_report, building_key, cached_report, study_items
+from calibration.report_cache import building_key, cached_report
+from calibration.reports import build_report, study_items
 
 pytestmark = pytest.mark.django_db
 

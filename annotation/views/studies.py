@@ -15,7 +15,7 @@ from annotation.models import Rubric, Study, StudyMembership, StudyStatusError
 from annotation.people import study_idle_reason
 from annotation.rubrics import STARTERS
 from annotation.templatetags.markdown import render_uncached
-from calibration.reports import cached_report
+from calibration.report_cache import cached_report
 
 CHANGES_SHOWN = 50
 MAX_PREVIEW_CHARS = 100_000
