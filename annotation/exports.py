@@ -140,8 +140,8 @@ def label_rows(study, items=None, rubric_version=None):
     and the rubric's question order.
     """
     in_order = _cell_key((rubric_version or study.rubric_version).parsed)
-    for chunk in label_chunks(study, items, rubric_version):
-        for ext, rater, kind, order, answers, confidences, rationales in chunk:
+    for columns in label_chunks(study, items, rubric_version):
+        for ext, rater, kind, order, answers, confidences, rationales in zip(*columns, strict=True):
             cells = answers if len(answers) == 1 else sorted(answers, key=in_order)
             for cell in cells:
                 yield (
@@ -157,8 +157,8 @@ def label_rows(study, items=None, rubric_version=None):
 
 
 def label_chunks(study, items=None, rubric_version=None):
-    """The labels of `label_rows`, one (item, rater, kind, order, answers, confidences,
-    rationales) per label, in its order, a list of them at a time."""
+    """The labels of `label_rows`, in its order, a chunk at a time as columns: items, raters,
+    kinds, orders, answers, confidences, rationales (the last three decoded)."""
     labels = Annotation.objects.of_study(study).current()
     if rubric_version is not None:
         labels = labels.filter(rubric_version=rubric_version)
@@ -185,8 +185,8 @@ def label_chunks(study, items=None, rubric_version=None):
         )
     )
     for chunk in chunks:
-        decoded = [_json_list(row[column] for row in chunk) for column in (4, 5, 6)]
-        yield [(*row[:4], *json) for row, *json in zip(chunk, *decoded, strict=True)]
+        *heads, answers, confidences, rationales = zip(*chunk, strict=True)
+        yield *heads, _json_list(answers), _json_list(confidences), _json_list(rationales)
 
 
 def cell_order(cells, rubric):

@@ -53,12 +53,16 @@ def _labels_state(study):
     labelled it (ids)."""
 
     def asked():
-        labels = Annotation.objects.of_study(study)
-        stats = labels.aggregate(n=Count("id"), last=Max("id"))
-        judges = labels.filter(rater__kind=Rater.Kind.LLM).values_list("rater", flat=True)
+        by_rater = list(
+            Annotation.objects.of_study(study)
+            .values("rater", "rater__kind")
+            .annotate(n=Count("id"), last=Max("id"))
+            .order_by()
+        )
+        n, last = sum(r["n"] for r in by_rater), max((r["last"] for r in by_rater), default=None)
         return {
-            "counts": f"{stats['n']}:{stats['last']}:{study.items.count()}",
-            "judges": sorted(set(judges.distinct())),
+            "counts": f"{n}:{last}:{study.items.count()}",
+            "judges": sorted(r["rater"] for r in by_rater if r["rater__kind"] == Rater.Kind.LLM),
         }
 
     return cache.get_or_set(_labels_state_key(study), asked, LABELS_STATE_SECONDS)

@@ -42,28 +42,31 @@ def study_labels(study, items=None, rubric_version=None):
     rationale, in its row order); with `items` (item ids), those items' only; with
     `rubric_version`, that version's only."""
     rubric = (rubric_version or study.rubric_version).parsed
-    parts, labels = [], []
+    parts, columns = [], _no_labels()
     for chunk in label_chunks(study, items, rubric_version):
-        labels += chunk
-        if len(labels) >= LABEL_TABLE_PART:
-            parts.append(_label_table(labels, rubric))
-            labels = []
-    if labels or not parts:
-        parts.append(_label_table(labels, rubric))
+        for column, values in zip(columns, chunk[:6], strict=True):  # not the rationales
+            column.extend(values)
+        if len(columns[0]) >= LABEL_TABLE_PART:
+            parts.append(_label_table(*columns, rubric))
+            columns = _no_labels()
+    if columns[0] or not parts:
+        parts.append(_label_table(*columns, rubric))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-def _label_table(labels, rubric):
+def _no_labels():
+    return [], [], [], [], [], []  # items, raters, kinds, orders, answers, confidences
+
+
+def _label_table(items, raters, kinds, orders, answers, confidences, rubric):
     """The long table of some labels, built a column at a time from a table of their answers
     with a column per cell: a row per cell in Python was most of the time for a large study."""
-    if not labels:
+    if not items:
         return pd.DataFrame(columns=LABEL_TABLE_COLUMNS)
-    heads = pd.DataFrame.from_records(
-        [label[:4] for label in labels], columns=["item", "rater", "kind", "order"]
-    )
-    answers = pd.DataFrame([label[4] for label in labels], dtype=object)
+    heads = pd.DataFrame({"item": items, "rater": raters, "kind": kinds, "order": orders})
+    answers = pd.DataFrame(answers, dtype=object)
     values = answers[cell_order(answers.columns, rubric)].stack().dropna()  # in label order
-    confidences = pd.DataFrame([label[5] for label in labels], dtype=float)
+    confidences = pd.DataFrame(confidences, dtype=float)
     table = heads.iloc[values.index.get_level_values(0)].reset_index(drop=True)
     table.insert(3, "question", values.index.get_level_values(1))
     table.insert(4, "value", values.map(render_value).to_numpy())

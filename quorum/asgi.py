@@ -17,8 +17,9 @@ from quorum.staticfiles import missing_manifest  # noqa: E402  (needs Django set
 if problem := missing_manifest():
     raise ImproperlyConfigured(problem)
 
-# Import the URLconf, and with it every view and what they use (pandas and matplotlib among
-# them: most of a second), while the worker starts, not in its first requests.
+# Import the URLconf, and with it every view and what they use, while the worker starts, not
+# in its first requests. (Not the report's pandas and matplotlib: they load when a report is
+# built, see calibration.report_cache.)
 import_module(settings.ROOT_URLCONF)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
