@@ -16,7 +16,7 @@ from django.db.models import Count, Max
 
 from annotation.models import Adjudication, Annotation, Rater, RoutingDecision
 
-# Counting a large study's labels takes a tenth of a second, too long for every view of the
+# Counting a large study's labels takes a third of a second, too long for every view of the
 # report page: the count is kept this long, or until a writer of labels says they changed
 # (annotation.signals.labels_written). A change no writer announces (an edit in the admin)
 # shows within this time.
