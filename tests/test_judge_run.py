@@ -20,7 +20,8 @@ from annotation.exports import write_labels_csv
 from annotation.imports import import_items
 from annotation.models import Annotation
 from calibration.agreement import position_bias
-from calibration.reports import study_labels
+from calibration.report_cache import cached_report
+from calibration.reports import build_report, study_labels
 from judging.models import Judge, JudgeRun, PromptTemplate, Verdict
 from judging.prompts import DEFAULT_TEMPLATES
 from judging.work import cancel, execute, plan_run
@@ -108,6 +109,15 @@ def test_the_calibration_report_shows_the_injected_position_bias(study, stub):
     judge_rows = study_labels(study).query("kind == 'llm'")
     bias = position_bias(judge_rows)
     assert bias == {"n_pairs": 10, "consistency": 0.0, "first_slot_rate": 1.0}
+
+
+def test_the_report_cached_before_a_run_is_rebuilt_with_its_labels(study, stub):
+    assert build_report(study, bootstrap=0)["report"]["questions"] == []  # no labels yet
+    run = plan_run(study, judge_for(stub()), ["pref"])
+    execute(run.pk)
+    assert cached_report(study, bootstrap=0) is None
+    judges = build_report(study, bootstrap=0)["report"]["questions"][0]["judges"]
+    assert [j["rater"] for j in judges] == ["stub"]
 
 
 def test_a_longer_biased_judge_is_consistent_across_orders(study, stub):

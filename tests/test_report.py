@@ -11,14 +11,16 @@ import uuid
 import pandas as pd
 import pytest
 from conftest import DEMO_DIR, REPO, make_study, make_user, subprocess_env
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from annotation.assignment import next_item, submit
 from annotation.imports import import_items, import_labels
-from annotation.models import Rater, StudyMembership
+from annotation.models import Annotation, Rater, StudyMembership
 from calibration.agreement import LabelsError
 from calibration.report_cache import building_key, cached_report
 from calibration.reports import build_report, study_items
@@ -283,6 +285,18 @@ def test_it_reports_a_label_submitted_on_the_labelling_page_at_once(client, demo
     submit(demo, annotator, reservation.item, {"pref": "A"}, submission_id=uuid.uuid4())
     after = client.get("/studies/demo/report/?format=json").json()["questions"][0]
     assert after["humans"]["n_labels"] == before["humans"]["n_labels"] + 1
+
+
+def test_it_reports_a_label_deleted_in_the_admin_at_once(client, demo):
+    client.force_login(make_user("rita", StudyMembership.Role.RESEARCHER, demo))
+    before = client.get("/studies/demo/report/?format=json").json()["questions"][0]
+    label = Annotation.objects.of_study(demo).current().filter(rater__kind="human").first()
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", password="pw-for-tests-only"))
+    reply = admin.post(f"/admin/annotation/annotation/{label.pk}/delete/", {"post": "yes"})
+    assert reply.status_code == 302
+    after = client.get("/studies/demo/report/?format=json").json()["questions"][0]
+    assert after["humans"]["n_labels"] == before["humans"]["n_labels"] - 1
 
 
 def test_a_cached_report_is_served_without_counting_the_labels(client, demo):
