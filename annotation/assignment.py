@@ -146,8 +146,12 @@ WHERE i.study_id = %s AND i.is_gold = %s AND i.routed_at IS NULL
     AND NOT EXISTS (SELECT 1 FROM annotation_reservation v
         WHERE v.item_id = i.id AND v.user_id = %s)
 """
-# A regular item with room by its label counter and the live reservations on it.
+# A regular item with room by its label counter and the live reservations on it. The first
+# comparison follows from the second; it lets the database pass over a full item without
+# counting its reservations, and the walk meets the full items first (fullest first): in a
+# study of 100,000 full items, 165 ms went to 45.
 ROOM_SQL = """
+    AND i.human_labels < %s + i.extra_labels
     AND i.human_labels + (SELECT COUNT(*) FROM annotation_reservation v
         WHERE v.item_id = i.id AND v.expires_at > %s) < %s + i.extra_labels
 """
@@ -168,7 +172,7 @@ def _candidate(study, user, now, *, gold, tried, lock=False):
     sql, params = CANDIDATE_SQL, [study.pk, gold, user.pk, user.pk, user.pk]
     if not gold:
         sql += ROOM_SQL
-        params += [connection.ops.adapt_datetimefield_value(now), study.overlap]
+        params += [study.overlap, connection.ops.adapt_datetimefield_value(now), study.overlap]
     if tried:
         sql += f" AND i.id NOT IN ({', '.join(['%s'] * len(tried))})"
         params += tried
