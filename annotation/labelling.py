@@ -68,7 +68,7 @@ class LabellingPage:
             "ticket": self.ticket,
             "labelled": labelled.count(),
             "target": self.study.items_per_annotator,
-            "total": self.study.items.count(),
+            "total": self.study.item_count(),
             "previous": previous,
             "revising": self.revising,
             "read_only": self.study.status != Study.Status.OPEN,

@@ -1,5 +1,6 @@
 """The annotator's pages through Django's test client: studies list, label, revise and done."""
 
+import json
 import re
 import uuid
 
@@ -8,6 +9,7 @@ from conftest import PAIRWISE_RUBRIC, make_study, make_user
 from django.utils import timezone
 
 from annotation.assignment import next_item, submit
+from annotation.imports import import_items
 from annotation.models import Item, Study, StudyMembership
 
 pytestmark = pytest.mark.django_db
@@ -168,3 +170,10 @@ def test_an_annotator_stops_at_the_studys_items_per_annotator(study, bob, client
     assert next_item(study, bob) is None
     page = client.get("/s/s1/done/").content.decode()
     assert CODE in page and "You labelled 2 items" in page
+
+
+def test_the_item_count_follows_an_items_import(study, bob, client, write):
+    assert "3 items in the study" in client.get("/s/s1/label/").content.decode()
+    item = {"external_id": "q4", "prompt": "p", "responses": [{"text": "a"}, {"text": "b"}]}
+    import_items(study, write("more.jsonl", json.dumps(item) + "\n"))
+    assert "4 items in the study" in client.get("/s/s1/label/").content.decode()
