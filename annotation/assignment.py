@@ -147,10 +147,14 @@ WHERE i.study_id = %s AND i.is_gold = %s AND i.routed_at IS NULL
         WHERE v.item_id = i.id AND v.user_id = %s)
 """
 # A regular item with room by its label counter and the live reservations on it. The first
-# comparison follows from the second; it lets the database pass over a full item without
-# counting its reservations, and the walk meets the full items first (fullest first): in a
-# study of 100,000 full items, 165 ms went to 45.
+# two comparisons follow from the last. Fullest first, the walk would meet every full item
+# first: the first starts it below them (a range of the next_item_order index, up to the most
+# labels any item of the study needs, by the items_sent_back index), the second passes over
+# those left without counting their reservations. In a study of 100,000 full items the
+# query took 165 ms, now 1.
 ROOM_SQL = """
+    AND i.human_labels < %s + (SELECT COALESCE(MAX(m.extra_labels), 0) FROM annotation_item m
+        WHERE m.study_id = %s AND m.extra_labels > 0)
     AND i.human_labels < %s + i.extra_labels
     AND i.human_labels + (SELECT COUNT(*) FROM annotation_reservation v
         WHERE v.item_id = i.id AND v.expires_at > %s) < %s + i.extra_labels
@@ -172,7 +176,8 @@ def _candidate(study, user, now, *, gold, tried, lock=False):
     sql, params = CANDIDATE_SQL, [study.pk, gold, user.pk, user.pk, user.pk]
     if not gold:
         sql += ROOM_SQL
-        params += [study.overlap, connection.ops.adapt_datetimefield_value(now), study.overlap]
+        at = connection.ops.adapt_datetimefield_value(now)
+        params += [study.overlap, study.pk, study.overlap, at, study.overlap]
     if tried:
         sql += f" AND i.id NOT IN ({', '.join(['%s'] * len(tried))})"
         params += tried

@@ -572,6 +572,12 @@ class Item(models.Model):
             models.Index(
                 fields=["study", "is_gold", "-human_labels", "position"], name="next_item_order"
             ),
+            # the few items sent back for more labels: the next-item query's upper bound
+            models.Index(
+                fields=["study", "extra_labels"],
+                condition=Q(extra_labels__gt=0),
+                name="items_sent_back",
+            ),
         ]
 
     def __str__(self):
