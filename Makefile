@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install install-test browser run test lint bench clean
+.PHONY: install install-test browser run test lint bench bench-peers clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ bench: install-test
 	$(PY) tests/bench/bench_annotators.py --think 0 --items 300
 	# Per request: 1, 8 and 32 annotators in a closed loop, 300 answers each, 2 web workers.
 	$(PY) tests/bench/bench_annotators.py --closed-loop 1,8,32
+
+# Optional: the same closed loop against Potato (installed in a throwaway virtualenv, never a
+# dependency of Quorum) and Quorum in one run, side by side with the ratios.
+bench-peers: install-test
+	$(PY) tests/bench/bench_peers.py --closed-loop 1,8,32
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
