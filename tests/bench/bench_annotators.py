@@ -289,7 +289,38 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Server:
+class LoggedProcess:
+    """A server in a subprocess, its output in `log_path`: `spawn` starts it, leaving the
+    `with` block stops it (its log's tail printed if the block failed), `fail` stops it
+    and exits with a message."""
+
+    def spawn(self, cmd, cwd, env=None):
+        self.log = open(self.log_path, "wb")  # noqa: SIM115  closed in __exit__
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        if exc[0] is not None:
+            sys.stderr.write(self.log_tail())
+
+    def fail(self, message):
+        self.__exit__(None, None, None)
+        sys.stderr.write(self.log_tail())
+        raise SystemExit(message)
+
+    def log_tail(self, n_chars=4000):
+        return self.log_path.read_bytes()[-n_chars:].decode(errors="replace")
+
+
+class Server(LoggedProcess):
     """uvicorn in a subprocess, up once every worker has started, stopped on the way out."""
 
     def __init__(self, env, port, workers, log_path):
@@ -311,10 +342,7 @@ class Server:
         self.env, self.port, self.workers, self.log_path = env, port, workers, log_path
 
     def __enter__(self):
-        self.log = open(self.log_path, "wb")  # closed in __exit__
-        self.proc = subprocess.Popen(
-            self.cmd, env=self.env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        self.spawn(self.cmd, REPO, self.env)
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -326,25 +354,6 @@ class Server:
                 return self
             time.sleep(0.2)
         self.fail(f"uvicorn's {self.workers} workers did not start within {SERVER_START_TIMEOUT} s")
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        if exc[0] is not None:
-            sys.stderr.write(self.log_tail())
-
-    def fail(self, message):
-        self.__exit__(None, None, None)
-        sys.stderr.write(self.log_tail())
-        raise SystemExit(message)
-
-    def log_tail(self, n_chars=4000):
-        return self.log_path.read_bytes()[-n_chars:].decode(errors="replace")
 
     def cpu_seconds(self):
         """User and system CPU time of uvicorn and its worker processes so far."""

@@ -178,7 +178,7 @@ def write_task(task, items_path):
     return task / "config.yaml"
 
 
-class PotatoServer:
+class PotatoServer(bench_annotators.LoggedProcess):
     """`potato start` in a subprocess, up once /health answers 200, stopped on the way out."""
 
     def __init__(self, venv, config, port, log_path):
@@ -187,10 +187,7 @@ class PotatoServer:
         self.port, self.log_path, self.cwd = port, log_path, config.parent
 
     def __enter__(self):
-        self.log = open(self.log_path, "wb")  # closed in __exit__
-        self.proc = subprocess.Popen(
-            self.cmd, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        self.spawn(self.cmd, self.cwd)
         deadline = time.monotonic() + POTATO_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -202,25 +199,6 @@ class PotatoServer:
                 pass
             time.sleep(0.3)
         self.fail(f"potato did not answer /health within {POTATO_START_TIMEOUT} s")
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        if exc[0] is not None:
-            sys.stderr.write(self.log_tail())
-
-    def fail(self, message):
-        self.__exit__(None, None, None)
-        sys.stderr.write(self.log_tail())
-        raise SystemExit(message)
-
-    def log_tail(self, n_chars=4000):
-        return self.log_path.read_bytes()[-n_chars:].decode(errors="replace")
 
     def cpu_seconds(self):
         return bench_annotators.process_cpu_seconds(self.proc.pid)
