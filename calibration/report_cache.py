@@ -61,7 +61,7 @@ def _labels_state(study):
         )
         n, last = sum(r["n"] for r in by_rater), max((r["last"] for r in by_rater), default=None)
         return {
-            "counts": f"{n}:{last}:{study.items.count()}",
+            "counts": f"{n}:{last}:{study.item_count()}",
             "judges": sorted(r["rater"] for r in by_rater if r["rater__kind"] == Rater.Kind.LLM),
         }
 
